@@ -1,0 +1,1 @@
+"""Storage: tables, engines, migrations, bulk upserts and the SQL that counts service levels."""
