@@ -1,0 +1,328 @@
+"""Configuration: one TOML file, validated when loaded into frozen settings.
+
+Where the file comes from: ``--config PATH``, else ``$SLAMON_CONFIG``, else ./slamon.toml when it
+exists; with no file the defaults apply (an SQLite file slamon.db in the working directory).
+
+Every error names the file and the key path, e.g.
+``slamon.toml: service_level.day_mode: must be one of calendar, working, elapsed``.
+Unknown keys are errors. Secrets are never written in the file itself: a ``*_env`` key names an
+environment variable and a ``*_file`` key a file that holds the value; neither value is ever shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from slamon.domain import Closure, DayMode
+from slamon.errors import ConfigError
+from slamon.servicelevel.deadlines import WorkCalendar
+from slamon.store.engine import mask_url
+
+DEFAULT_PATH = Path("slamon.toml")
+DEFAULT_DATABASE_URL = "sqlite:///slamon.db"
+DEFAULT_THRESHOLDS = (3, 5, 10)
+DEFAULT_TARGETS = {"3": 0.70, "5": 0.80, "10": 0.90}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _valid_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Moscow)"
+        ) from exc
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
+
+
+class DatabaseSettings(_Section):
+    #: The SQLAlchemy URL; a password in it is better given through url_env or url_file.
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatabaseSettings:
+        given = [k for k in ("url", "url_env", "url_file") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of url, url_env, url_file (got {', '.join(given)})")
+        return self
+
+
+class ServiceLevelSettings(_Section):
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+    targets: dict[str, float] = Field(default_factory=dict)
+    day_mode: DayMode = DayMode.CALENDAR
+    timezone: TimeZoneName = "UTC"
+    closure: Closure = Closure.FINAL
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("needs at least one threshold")
+        if any(n < 0 or n > 366 for n in value):
+            raise ValueError("thresholds are whole days from 0 to 366")
+        if len(set(value)) != len(value):
+            raise ValueError("thresholds must not repeat")
+        return tuple(sorted(value))
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        thresholds = info.data.get("thresholds", ())
+        for key, target in value.items():
+            if not key.isdigit() or int(key) not in thresholds:
+                shown = ", ".join(map(str, thresholds))
+                raise PydanticCustomError(
+                    "slamon",
+                    "{key}: not a threshold (thresholds are {shown})",
+                    {"key": key, "shown": shown},
+                )
+            if not 0 < target <= 1:
+                raise PydanticCustomError(
+                    "slamon", "{key}: must be a share between 0 and 1, like 0.8", {"key": key}
+                )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_targets(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "targets" not in data:
+            thresholds = data.get("thresholds", DEFAULT_THRESHOLDS)
+            if isinstance(thresholds, list | tuple):
+                data = {
+                    **data,
+                    "targets": {
+                        k: v for k, v in DEFAULT_TARGETS.items() if int(k) in set(thresholds)
+                    },
+                }
+        return data
+
+    def target(self, n: int) -> float | None:
+        return self.targets.get(str(n))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class CalendarSettings(_Section):
+    country: str | None = None
+    subdivision: str | None = None
+    extra_holidays: tuple[date, ...] = ()
+    extra_working_days: tuple[date, ...] = ()
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(
+                f"no public holidays known for country {value!r} (use ISO codes like RU)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _subdivision(self) -> CalendarSettings:
+        if self.subdivision is not None:
+            if self.country is None:
+                raise ValueError("subdivision needs a country")
+            known = holidays.list_supported_countries()[self.country]
+            if self.subdivision not in known:
+                raise ValueError(f"subdivision {self.subdivision!r} is not one of {self.country}'s")
+        both = set(self.extra_holidays) & set(self.extra_working_days)
+        if both:
+            days = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"{days} both in extra_holidays and extra_working_days")
+        return self
+
+    def work_calendar(self) -> WorkCalendar:
+        return WorkCalendar(
+            country=self.country,
+            subdivision=self.subdivision,
+            extra_holidays=self.extra_holidays,
+            extra_working_days=self.extra_working_days,
+        )
+
+
+class ImportSettings(_Section):
+    #: Rows per database batch: memory stays flat whatever the file size.
+    batch_size: int = Field(default=5000, ge=100, le=100_000)
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    service_level: ServiceLevelSettings = ServiceLevelSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    import_: ImportSettings = Field(default=ImportSettings(), alias="import")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Config:
+    """Validated settings plus where they came from (for messages and relative paths)."""
+
+    def __init__(self, settings: Settings, path: Path | None) -> None:
+        self.settings = settings
+        self.path = path
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path else "(defaults)"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.label}: {key}: {message}")
+
+    @cached_property
+    def database_url(self) -> str:
+        """The database URL, with secrets resolved (never print it: use masked_database_url)."""
+        db = self.settings.database
+        if db.url_env is not None:
+            value = os.environ.get(db.url_env)
+            if not value:
+                raise self.error(
+                    "database.url_env", f"environment variable {db.url_env} is not set"
+                )
+            return value.strip()
+        if db.url_file is not None:
+            file = self._relative(db.url_file)
+            try:
+                return file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise self.error(
+                    "database.url_file", f"cannot read {file}: {exc.strerror}"
+                ) from exc
+        return db.url or DEFAULT_DATABASE_URL
+
+    @property
+    def masked_database_url(self) -> str:
+        db = self.settings.database
+        if db.url_env is not None:
+            return f"<from ${db.url_env}>"
+        if db.url_file is not None:
+            return f"<from file {db.url_file}>"
+        return mask_url(db.url or DEFAULT_DATABASE_URL)
+
+    def _relative(self, p: Path) -> Path:
+        if p.is_absolute() or self.path is None:
+            return p
+        return self.path.parent / p
+
+    def effective(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets masked, for `slamon config show`."""
+        data = self.settings.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["database"] = {
+            k: v for k, v in data["database"].items() if k in ("url_env", "url_file")
+        }
+        if self.settings.database.url_env is None and self.settings.database.url_file is None:
+            data["database"]["url"] = self.masked_database_url
+        return data
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("function-after[_valid_zone(), str]",)]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind == "enum":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"must be one of {expected}"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"must be one of {expected}"
+    if kind in ("tuple_type", "list_type"):
+        return "must be a list"
+    if kind == "dict_type":
+        return "must be a table"
+    if kind == "slamon":
+        return f"{err['msg']}"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"]))
+    msg = str(err["msg"])
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _errors_to_text(label: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # model_validator errors carry the section as location; messages may name a sub-key.
+        where = _format_location(loc)
+        message = _message(err)
+        if err["type"] == "slamon" and ": " in message:
+            sub, message = message.split(": ", 1)
+            where = f"{where}.{sub}"
+        lines.append(f"{label}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse(text: str, label: str, path: Path | None = None) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_errors_to_text(label, exc)) from exc
+    return Config(settings, path)
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration: ``path`` (from --config), else $SLAMON_CONFIG, else ./slamon.toml
+    if it exists, else the defaults."""
+    environ = os.environ if env is None else env
+    explicit = path is not None
+    if path is None and environ.get("SLAMON_CONFIG"):
+        path, explicit = Path(environ["SLAMON_CONFIG"]), True
+    if path is None:
+        if not DEFAULT_PATH.is_file():
+            return Config(Settings(), None)
+        path = DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        how = "" if explicit else " (found as ./slamon.toml)"
+        raise ConfigError(f"{path}: no such file{how}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return parse(text, str(path), path)
+
+
+def defaults() -> Config:
+    return Config(Settings(), None)
