@@ -1,0 +1,409 @@
+"""The command line: parse, call one service function, print. The only module that prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+import tomli_w
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from sqlalchemy import Engine
+
+from slamon import __version__, clock
+from slamon import config as config_mod
+from slamon import importer
+from slamon import report as report_mod
+from slamon.config import Config
+from slamon.errors import SlamonError, UsageError
+from slamon.instants import parse_instant
+from slamon.render import report_table
+from slamon.store import migrate
+from slamon.store.engine import make_engine, mask_url
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+class State:
+    def __init__(self, config_path: Path | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: Config | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_path)
+        return self._config
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+        return self._engine
+
+    def migrated_engine(self) -> Engine:
+        migrate.require_current(self.engine)
+        return self.engine
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    sys.exit(code)
+
+
+def handled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn slamon's own errors into one line on stderr and their exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except SlamonError as exc:
+            if debug:
+                raise
+            _fail(_escape(str(exc)), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(f"{type(exc).__name__}: {_escape(str(exc))} (run with --debug for details)", 1)
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def state() -> State:
+    obj = click.get_current_context().find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def _parse_as_of(value: str | None, cfg: Config) -> datetime:
+    if value is None:
+        return clock.now()
+    try:
+        return parse_instant(value, cfg.settings.service_level.zone)
+    except ValueError:
+        raise UsageError(f"--as-of: cannot read {value!r} as an ISO 8601 instant") from None
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option}: cannot read {value!r} as a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def _atomic_output(path: Path | None) -> Iterator[Any]:
+    """Write to ``path`` through a temporary file renamed into place (never half a file)."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = path.resolve()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: $SLAMON_CONFIG, else ./slamon.toml, else built-in defaults).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="slamon")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """slamon: the share of complaints closed within N days, not the flattering mean.
+
+    Start with `slamon demo`; then write a slamon.toml (see config.example.toml),
+    `slamon db upgrade`, `slamon import FILE --source NAME` and `slamon report`.
+    """
+    ctx.obj = State(config_path, debug)
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check or show the configuration."""
+
+
+@config_group.command("check")
+@handled
+def config_check() -> None:
+    """Validate the configuration file; exit 2 with the key at fault when it is wrong."""
+    cfg = state().config
+    _ = cfg.database_url  # resolves *_env / *_file secrets, so that a missing one is reported
+    out.print(f"{cfg.label}: OK (database {cfg.masked_database_url})")
+
+
+@config_group.command("show")
+@handled
+def config_show() -> None:
+    """Print the effective configuration as TOML, secrets masked."""
+    cfg = state().config
+    out.print(f"# effective configuration from {cfg.label}", markup=False)
+    out.print(tomli_w.dumps(cfg.effective()), markup=False, end="")
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Create or upgrade the database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@handled
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to the schema this slamon needs (creates it if empty)."""
+    st = state()
+    migrate.upgrade(st.engine, revision)
+    out.print(
+        f"{mask_url(st.engine.url)}: at revision {migrate.current_revision(st.engine)}",
+        markup=False,
+    )
+
+
+@db_group.command("current")
+@handled
+def db_current() -> None:
+    """Show the database's schema revision and whether it is current."""
+    st = state()
+    current = migrate.current_revision(st.engine)
+    head = migrate.head_revision(st.engine)
+    where = mask_url(st.engine.url)
+    if current == head:
+        out.print(f"{where}: {current} (current)", markup=False)
+        return
+    out.print(f"{where}: {current or 'empty'} (this slamon needs {head})", markup=False)
+    sys.exit(1)
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--source", required=True, help="Name of the source the complaints belong to.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by extension.")
+@click.option("--strict", is_flag=True, help="Write nothing when any row is bad.")
+@handled
+def import_cmd(file: Path, source: str, fmt: str | None, strict: bool) -> None:
+    """Import complaints from a CSV or JSONL export (upsert by source and id).
+
+    CSV columns: id, created_at (required); closed_at, first_closed_at, status, queue, channel,
+    category, priority, subject, url, updated_at, excluded (optional); others are ignored.
+    """
+    st = state()
+    source = source.strip()
+    if not source or len(source) > 100:
+        raise UsageError("--source must be a name of 1 to 100 characters")
+    engine = st.migrated_engine()
+    cfg = st.config
+    size = file.stat().st_size
+    show = err.is_terminal
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("import", total=size)
+        result = importer.import_file(
+            engine,
+            file,
+            source=source,
+            tz=cfg.settings.service_level.zone,
+            now=clock.now(),
+            fmt=fmt,
+            strict=strict,
+            batch_size=cfg.settings.import_.batch_size,
+            progress=lambda pos: bar.update(task, completed=pos),
+        )
+    for line in result.error_lines():
+        err.print(line, markup=False)
+    if result.bad_rows > len(result.errors):
+        err.print(f"... and {result.bad_rows - len(result.errors)} more bad rows", markup=False)
+    c = result.counts
+    if not result.written:
+        err.print(
+            f"{file}: {result.bad_rows} bad rows of {result.rows}; --strict: nothing imported",
+            markup=False,
+        )
+        sys.exit(1)
+    summary = (
+        f"{file}: {result.rows} rows: {c.new} new, {c.changed} changed, {c.unchanged} unchanged"
+    )
+    if c.stale:
+        summary += f", {c.stale} older than stored (kept the stored)"
+    if result.bad_rows:
+        summary += f", {result.bad_rows} bad (skipped)"
+    out.print(summary, markup=False)
+    if result.closed_before_created:
+        out.print(
+            f"{result.closed_before_created} complaints closed before they were created: stored,"
+            " and excluded from every metric",
+            markup=False,
+        )
+    if result.bad_rows:
+        sys.exit(1)
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+@cli.command("report")
+@click.option("--since", help="First local creation date (YYYY-MM-DD). Default: 27 days before --until.")
+@click.option("--until", help="Last local creation date, inclusive. Default: the day of --as-of.")
+@click.option(
+    "--period",
+    type=click.Choice(["none", "day", "week", "month"]),
+    default="none",
+    show_default=True,
+    help="Cohorts by local creation day, ISO week or month.",
+)
+@click.option(
+    "--by",
+    multiple=True,
+    help="Group by a segment field: queue, channel, category, priority, source (repeatable).",
+)
+@click.option("--as-of", "as_of", help="Judge as of this instant (ISO 8601). Default: now.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    help="Default: table on a terminal, else json.",
+)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE.")
+@handled
+def report_cmd(
+    since: str | None,
+    until: str | None,
+    period: str,
+    by: tuple[str, ...],
+    as_of: str | None,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """Print the service level: the share closed within each threshold, with the mean beside it."""
+    st = state()
+    cfg = st.config
+    request = report_mod.make_request(
+        as_of=_parse_as_of(as_of, cfg),
+        tz=cfg.settings.service_level.zone,
+        since=_parse_date(since, "--since"),
+        until=_parse_date(until, "--until"),
+        period=period,
+        by=by,
+    )
+    engine = st.migrated_engine()
+    result = report_mod.run(engine, cfg, request)
+    if fmt is None:
+        fmt = "table" if output is None and out.is_terminal else "json"
+    if fmt == "table":
+        if output is not None:
+            with _atomic_output(output) as fh:
+                Console(file=fh, width=160, no_color=True).print(report_table(result))
+        else:
+            out.print(report_table(result))
+        return
+    text = (
+        json.dumps(result.as_json(), ensure_ascii=False, indent=2) + "\n"
+        if fmt == "json"
+        else report_mod.to_csv(result)
+    )
+    with _atomic_output(output) as fh:
+        fh.write(text)
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("slamon-demo.db"),
+    show_default=True,
+    help="The SQLite file to create (replaced if it exists).",
+)
+@click.option("--as-of", "as_of", help="The demo's 'now' (ISO 8601). Default: now.")
+@handled
+def demo_cmd(db_path: Path, as_of: str | None) -> None:
+    """Build a synthetic contact center in an SQLite file and show its service levels."""
+    from slamon import demo
+
+    when = _parse_as_of(as_of, config_mod.defaults()) if as_of else clock.now()
+    with err.status("generating 6 months of complaints and importing them..."):
+        run = demo.build(db_path, as_of=when.astimezone(UTC))
+    out.print(
+        f"Demo contact center: {run.imported} complaints over 6 months in {db_path}"
+        f" (timezone {run.config.settings.service_level.timezone}).\n",
+        markup=False,
+    )
+    out.print(report_table(run.overall))
+    out.print()
+    out.print(report_table(run.by_queue))
+    out.print()
+    for line in run.findings:
+        out.print(line, markup=False)
+    out.print()
+    out.print(run.next_steps, markup=False)
+
+
+def main() -> None:
+    cli(prog_name="slamon")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""The service-level report: what `slamon report` prints and what alerts and digests read.
+
+The counting happens in SQL (store.levels); this module turns counts into the figures of
+SERVICE-LEVEL.md (shares, Wilson intervals, mean / median / p90 closure days) and into the JSON
+and CSV shapes that other tools are built against.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from slamon.config import Config
+from slamon.domain import SEGMENT_FIELDS, Closure, DayMode, Period
+from slamon.errors import UsageError
+from slamon.instants import to_epoch
+from slamon.servicelevel.cohort import cohort_days
+from slamon.servicelevel.deadlines import WorkCalendar, local_date
+from slamon.servicelevel.stats import MEDIAN, P90, lerp, quantile_ranks, wilson_interval
+from slamon.store import levels
+from slamon.store.levels import GroupCounts, LevelSpec
+
+DEFAULT_DAYS = 28
+_SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    since: date
+    until: date
+    as_of: datetime
+    period: Period = Period.NONE
+    by: tuple[str, ...] = ()
+    filters: Mapping[str, str] = field(default_factory=dict)
+
+
+def make_request(
+    *,
+    as_of: datetime,
+    tz: ZoneInfo,
+    since: date | None = None,
+    until: date | None = None,
+    period: str = "none",
+    by: Sequence[str] = (),
+    filters: Mapping[str, str] | None = None,
+) -> ReportRequest:
+    """Validate report arguments; the default range is the last 28 local days up to as_of."""
+    if as_of.tzinfo is None:
+        raise UsageError("--as-of needs a timezone-aware instant")
+    try:
+        per = Period(period)
+    except ValueError:
+        raise UsageError(f"--period must be one of none, day, week, month, not {period!r}") from None
+    fields = tuple(dict.fromkeys(by))
+    for name in (*fields, *(filters or {})):
+        if name not in SEGMENT_FIELDS:
+            raise UsageError(f"cannot group by {name!r}: use one of {', '.join(SEGMENT_FIELDS)}")
+    last = until or local_date(as_of, tz)
+    first = since or (last - timedelta(days=DEFAULT_DAYS - 1))
+    if first > last:
+        raise UsageError(f"--since {first} is after --until {last}")
+    return ReportRequest(first, last, as_of, per, fields, dict(filters or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    threshold: int
+    hits: int
+    misses: int
+    matured: int
+    pending: int
+    share: float | None
+    ci_low: float | None
+    ci_high: float | None
+    target: float | None
+    met: bool | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "matured": self.matured,
+            "pending": self.pending,
+            "share": self.share,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "target": self.target,
+            "met": self.met,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    period: str | None
+    segment: dict[str, str]
+    complaints: int
+    excluded: int
+    open: int
+    mean_days: float | None
+    median_days: float | None
+    p90_days: float | None
+    levels: tuple[Level, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "complaints": self.complaints,
+            "excluded": self.excluded,
+            "open": self.open,
+            "mean_days": self.mean_days,
+            "median_days": self.median_days,
+            "p90_days": self.p90_days,
+            "levels": {str(lv.threshold): lv.as_json() for lv in self.levels},
+        }
+
+    def level(self, n: int) -> Level:
+        return next(lv for lv in self.levels if lv.threshold == n)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    as_of: datetime
+    timezone: str
+    day_mode: DayMode
+    closure: Closure
+    thresholds: tuple[int, ...]
+    request: ReportRequest
+    rows: list[Row]
+    total: Row
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "timezone": self.timezone,
+            "day_mode": self.day_mode.value,
+            "closure": self.closure.value,
+            "thresholds": list(self.thresholds),
+            "since": self.request.since.isoformat(),
+            "until": self.request.until.isoformat(),
+            "period": self.request.period.value,
+            "by": list(self.request.by),
+            "rows": [
+                {"period": r.period, "segment": r.segment, **r.as_json()} for r in self.rows
+            ],
+            "total": self.total.as_json(),
+        }
+
+
+def _level(n: int, matured: int, hits: int, complaints: int, target: float | None) -> Level:
+    share = hits / matured if matured else None
+    ci = wilson_interval(hits, matured)
+    return Level(
+        threshold=n,
+        hits=hits,
+        misses=matured - hits,
+        matured=matured,
+        pending=complaints - matured,
+        share=share,
+        ci_low=ci[0] if ci else None,
+        ci_high=ci[1] if ci else None,
+        target=target,
+        met=None if share is None or target is None else share >= target,
+    )
+
+
+def _quantile(ranked: Mapping[int, int], count: int, q: Any) -> float | None:
+    if count == 0:
+        return None
+    lo, hi, t = quantile_ranks(count, q)
+    return lerp(ranked[lo] / _SECONDS_PER_DAY, ranked[hi] / _SECONDS_PER_DAY, t)
+
+
+def _row(
+    period: str | None,
+    segment: dict[str, str],
+    counts: GroupCounts,
+    ranked: Mapping[int, int],
+    thresholds: Sequence[int],
+    targets: Mapping[int, float | None],
+) -> Row:
+    complaints = counts.total - counts.excluded
+    return Row(
+        period=period,
+        segment=segment,
+        complaints=complaints,
+        excluded=counts.excluded,
+        open=complaints - counts.closed,
+        mean_days=(
+            counts.closed_seconds / counts.closed / _SECONDS_PER_DAY if counts.closed else None
+        ),
+        median_days=_quantile(ranked, counts.closed, MEDIAN),
+        p90_days=_quantile(ranked, counts.closed, P90),
+        levels=tuple(
+            _level(n, counts.matured[i], counts.hits[i], complaints, targets.get(n))
+            for i, n in enumerate(thresholds)
+        ),
+    )
+
+
+def _sum(groups: Sequence[GroupCounts], k: int) -> GroupCounts:
+    return GroupCounts(
+        period=None,
+        segment=(),
+        total=sum(g.total for g in groups),
+        excluded=sum(g.excluded for g in groups),
+        closed=sum(g.closed for g in groups),
+        closed_seconds=sum(g.closed_seconds for g in groups),
+        matured=tuple(sum(g.matured[i] for g in groups) for i in range(k)),
+        hits=tuple(sum(g.hits[i] for g in groups) for i in range(k)),
+    )
+
+
+def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
+    sl = config.settings.service_level
+    tz = sl.zone
+    calendar: WorkCalendar = config.settings.calendar.work_calendar()
+    days = cohort_days(
+        request.since,
+        request.until,
+        request.as_of,
+        tz=tz,
+        period=request.period,
+        thresholds=sl.thresholds,
+        mode=sl.day_mode,
+        calendar=calendar,
+    )
+    spec = LevelSpec(
+        as_of=to_epoch(request.as_of),
+        thresholds=sl.thresholds,
+        mode=sl.day_mode,
+        closure=sl.closure,
+        by=request.by,
+        by_period=request.period is not Period.NONE,
+        filters=request.filters,
+    )
+    with engine.connect() as conn, conn.begin():
+        groups = levels.count_groups(conn, days, spec)
+        single = request.period is Period.NONE and not request.by
+        ranked = levels.closure_ranks(conn, days, spec, with_total=not single)
+    targets = {n: sl.target(n) for n in sl.thresholds}
+    rows = []
+    for g in sorted(groups, key=lambda g: (g.period or "", g.segment)):
+        segment = dict(zip(request.by, g.segment, strict=True))
+        rows.append(
+            _row(g.period, segment, g, ranked.groups.get((g.period, g.segment), {}), sl.thresholds, targets)
+        )
+    total_counts = _sum(groups, len(sl.thresholds))
+    total_ranks = ranked.groups.get((None, ()), {}) if single else ranked.total
+    total = _row(None, {}, total_counts, total_ranks, sl.thresholds, targets)
+    return Report(
+        as_of=request.as_of,
+        timezone=sl.timezone,
+        day_mode=sl.day_mode,
+        closure=sl.closure,
+        thresholds=sl.thresholds,
+        request=request,
+        rows=rows,
+        total=total,
+    )
+
+
+CSV_COLUMNS = (
+    "period",
+    *SEGMENT_FIELDS,
+    "threshold",
+    "complaints",
+    "excluded",
+    "open",
+    "hits",
+    "misses",
+    "matured",
+    "pending",
+    "share",
+    "ci_low",
+    "ci_high",
+    "target",
+    "met",
+    "mean_days",
+    "median_days",
+    "p90_days",
+)
+
+
+def to_csv(report: Report) -> str:
+    """One line per row and threshold (the total last, with period "total"), for spreadsheets."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    cols = ["period", *report.request.by, *CSV_COLUMNS[1 + len(SEGMENT_FIELDS) :]]
+    writer.writerow(cols)
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+    for row, label in [*((r, r.period or "") for r in report.rows), (report.total, "total")]:
+        for lv in row.levels:
+            writer.writerow(
+                [
+                    label,
+                    *(row.segment.get(f, "") for f in report.request.by),
+                    lv.threshold,
+                    row.complaints,
+                    row.excluded,
+                    row.open,
+                    lv.hits,
+                    lv.misses,
+                    lv.matured,
+                    lv.pending,
+                    *(cell(v) for v in (lv.share, lv.ci_low, lv.ci_high, lv.target, lv.met)),
+                    *(cell(v) for v in (row.mean_days, row.median_days, row.p90_days)),
+                ]
+            )
+    return out.getvalue()
