@@ -26,9 +26,8 @@ from rich.progress import (
 )
 from sqlalchemy import Engine
 
-from slamon import __version__, clock
+from slamon import __version__, clock, importer
 from slamon import config as config_mod
-from slamon import importer
 from slamon import report as report_mod
 from slamon.config import Config
 from slamon.errors import SlamonError, UsageError
@@ -40,8 +39,8 @@ from slamon.store.engine import make_engine, mask_url
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class State:
@@ -148,7 +147,7 @@ def _atomic_output(path: Path | None) -> Iterator[Any]:
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Configuration file (default: $SLAMON_CONFIG, else ./slamon.toml, else built-in defaults).",
+    help="Configuration file (default: $SLAMON_CONFIG, else ./slamon.toml, else defaults).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="slamon")
@@ -302,7 +301,9 @@ def import_cmd(file: Path, source: str, fmt: str | None, strict: bool) -> None:
 
 
 @cli.command("report")
-@click.option("--since", help="First local creation date (YYYY-MM-DD). Default: 27 days before --until.")
+@click.option(
+    "--since", help="First local creation date (YYYY-MM-DD). Default: 27 days before --until."
+)
 @click.option("--until", help="Last local creation date, inclusive. Default: the day of --as-of.")
 @click.option(
     "--period",

@@ -57,7 +57,7 @@ def make_request(
     try:
         per = Period(period)
     except ValueError:
-        raise UsageError(f"--period must be one of none, day, week, month, not {period!r}") from None
+        raise UsageError(f"--period must be none, day, week or month, not {period!r}") from None
     fields = tuple(dict.fromkeys(by))
     for name in (*fields, *(filters or {})):
         if name not in SEGMENT_FIELDS:
@@ -145,9 +145,7 @@ class Report:
             "until": self.request.until.isoformat(),
             "period": self.request.period.value,
             "by": list(self.request.by),
-            "rows": [
-                {"period": r.period, "segment": r.segment, **r.as_json()} for r in self.rows
-            ],
+            "rows": [{"period": r.period, "segment": r.segment, **r.as_json()} for r in self.rows],
             "total": self.total.as_json(),
         }
 
@@ -247,9 +245,8 @@ def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
     rows = []
     for g in sorted(groups, key=lambda g: (g.period or "", g.segment)):
         segment = dict(zip(request.by, g.segment, strict=True))
-        rows.append(
-            _row(g.period, segment, g, ranked.groups.get((g.period, g.segment), {}), sl.thresholds, targets)
-        )
+        ranks = ranked.groups.get((g.period, g.segment), {})
+        rows.append(_row(g.period, segment, g, ranks, sl.thresholds, targets))
     total_counts = _sum(groups, len(sl.thresholds))
     total_ranks = ranked.groups.get((None, ()), {}) if single else ranked.total
     total = _row(None, {}, total_counts, total_ranks, sl.thresholds, targets)

@@ -50,7 +50,9 @@ def pg_database() -> Iterator[str | None]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None
+) -> Iterator[str]:
     """An empty database (no schema yet) on each engine."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'slamon.db'}"

@@ -54,9 +54,7 @@ def upgrade() -> None:
             onupdate="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complaints")),
-        sa.UniqueConstraint(
-            "source", "external_id", name=op.f("uq_complaints_source_external_id")
-        ),
+        sa.UniqueConstraint("source", "external_id", name=op.f("uq_complaints_source_external_id")),
     )
     op.create_index("ix_complaints_created_at", "complaints", ["created_at"], unique=False)
 

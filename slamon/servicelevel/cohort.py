@@ -16,7 +16,6 @@ from slamon.domain import DayMode, Period
 from slamon.instants import to_epoch
 from slamon.servicelevel.deadlines import WorkCalendar, deadline_day, local_date, start_of_local_day
 
-
 _DAY = timedelta(days=1)
 
 

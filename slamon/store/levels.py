@@ -155,9 +155,7 @@ def _group_columns(days: Table, spec: LevelSpec) -> list[ColumnElement[Any]]:
     return cols
 
 
-def count_groups(
-    conn: Connection, days: Sequence[CohortDay], spec: LevelSpec
-) -> list[GroupCounts]:
+def count_groups(conn: Connection, days: Sequence[CohortDay], spec: LevelSpec) -> list[GroupCounts]:
     """Counts per (period, segment) over the given days; groups with no complaint are absent."""
     if not days:
         return []
@@ -188,11 +186,7 @@ def _count(conn: Connection, d: Table, spec: LevelSpec) -> list[GroupCounts]:
         aggs.append(func.sum(case((matured, 1), else_=0)).label(f"m{i}"))
         aggs.append(func.sum(case((and_(matured, cl < dl), 1), else_=0)).label(f"h{i}"))
     groups = _group_columns(d, spec)
-    query = (
-        select(*groups, *aggs)
-        .select_from(d.join(_c, and_(*_where(d, spec))))
-        .group_by(*groups)
-    )
+    query = select(*groups, *aggs).select_from(d.join(_c, and_(*_where(d, spec)))).group_by(*groups)
     out = []
     k = len(spec.thresholds)
     for row in conn.execute(query):

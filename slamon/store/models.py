@@ -4,8 +4,9 @@ checks that these models and the migrations agree."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from slamon.store.types import Instant
@@ -71,5 +72,5 @@ class Complaint(Base):
     changed_at: Mapped[datetime] = mapped_column(Instant)
 
 
-complaints = Complaint.__table__
-sources = Source.__table__
+complaints = cast(Table, Complaint.__table__)
+sources = cast(Table, Source.__table__)
