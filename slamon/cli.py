@@ -32,7 +32,7 @@ from slamon import report as report_mod
 from slamon.config import Config
 from slamon.errors import SlamonError, UsageError
 from slamon.instants import parse_instant
-from slamon.render import report_table
+from slamon.render import curve_table, report_table
 from slamon.store import migrate
 from slamon.store.engine import make_engine, mask_url
 
@@ -325,6 +325,11 @@ def import_cmd(file: Path, source: str, fmt: str | None, strict: bool) -> None:
     help="Default: table on a terminal, else json.",
 )
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE.")
+@click.option(
+    "--curve",
+    is_flag=True,
+    help="Instead: the share closed by day d = 0..30 (Kaplan-Meier, young complaints censored).",
+)
 @handled
 def report_cmd(
     since: str | None,
@@ -334,6 +339,7 @@ def report_cmd(
     as_of: str | None,
     fmt: str | None,
     output: Path | None,
+    curve: bool,
 ) -> None:
     """Print the service level: the share closed within each threshold, with the mean beside it."""
     st = state()
@@ -347,21 +353,31 @@ def report_cmd(
         by=by,
     )
     engine = st.migrated_engine()
-    result = report_mod.run(engine, cfg, request)
     if fmt is None:
         fmt = "table" if output is None and out.is_terminal else "json"
+    result = (
+        report_mod.run_curve(engine, cfg, request)
+        if curve
+        else report_mod.run(engine, cfg, request)
+    )
     if fmt == "table":
+        renderable = (
+            curve_table(result)
+            if isinstance(result, report_mod.CurveReport)
+            else report_table(result)
+        )
         if output is not None:
             with _atomic_output(output) as fh:
-                Console(file=fh, width=160, no_color=True).print(report_table(result))
+                Console(file=fh, width=160, no_color=True).print(renderable)
         else:
-            out.print(report_table(result))
+            out.print(renderable)
         return
-    text = (
-        json.dumps(result.as_json(), ensure_ascii=False, indent=2) + "\n"
-        if fmt == "json"
-        else report_mod.to_csv(result)
-    )
+    if fmt == "json":
+        text = json.dumps(result.as_json(), ensure_ascii=False, indent=2) + "\n"
+    elif isinstance(result, report_mod.CurveReport):
+        text = report_mod.curve_to_csv(result)
+    else:
+        text = report_mod.to_csv(result)
     with _atomic_output(output) as fh:
         fh.write(text)
 

@@ -6,7 +6,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from slamon.report import Level, Report, Row
+from slamon.report import CURVE_MARKS, CurveReport, CurveRow, Level, Report, Row
+from slamon.servicelevel.curve import days_to
 
 
 def _pct(value: float | None) -> str:
@@ -103,3 +104,60 @@ def _caption(report: Report) -> str:
             f" closed within {first.threshold} days"
         )
     return " · ".join(parts)
+
+
+CURVE_COLUMNS = (1, 2, 3, 5, 7, 10, 14, 21, 30)
+
+
+def curve_table(curve: CurveReport) -> Table:
+    """Share closed by day d (Kaplan-Meier), a few days as columns, and the day marks."""
+    unit = {"calendar": "days", "working": "working days", "elapsed": "x 24 h"}[curve.day_mode]
+    table = Table(
+        title=(
+            f"Closure curve: share closed within d {unit} (Kaplan-Meier; young complaints"
+            f" censored), created {curve.request.since} – {curve.request.until}, {curve.timezone}"
+        ),
+        title_justify="left",
+        caption=f"as of {curve.as_of.isoformat()}",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    show_period = curve.request.period.value != "none"
+    if show_period:
+        table.add_column("Period", no_wrap=True)
+    for name in curve.request.by:
+        table.add_column(name.capitalize(), overflow="fold")
+    table.add_column("Compl.", justify="right")
+    for d in CURVE_COLUMNS:
+        table.add_column(f"{d}d", justify="right")
+    for mark in CURVE_MARKS:
+        table.add_column(f"{mark * 100:g}% by", justify="right")
+
+    def add(row: CurveRow, label: str | None) -> None:
+        cells: list[str] = []
+        if show_period:
+            cells.append(label or row.period or "")
+        for i, name in enumerate(curve.request.by):
+            if label is not None:
+                cells.append(label if i == 0 and not show_period else "")
+            else:
+                cells.append(row.segment.get(name) or "∅")
+        cells.append(str(row.complaints))
+        for d in CURVE_COLUMNS:
+            share = row.points[d].closed_share if d < len(row.points) else None
+            cells.append("—" if share is None else f"{share * 100:.0f}%")
+        for mark in CURVE_MARKS:
+            day = days_to(row.points, mark)
+            cells.append("> 30" if day is None else f"day {day}")
+        table.add_row(*cells, style="bold" if label else None)
+
+    grouped = bool(curve.request.by) or show_period
+    if grouped:
+        for row in curve.rows:
+            add(row, None)
+        if curve.rows:
+            table.add_section()
+    add(curve.total, "TOTAL" if grouped else None)
+    return table

@@ -21,7 +21,8 @@ from slamon.config import Config
 from slamon.domain import SEGMENT_FIELDS, Closure, DayMode, Period
 from slamon.errors import UsageError
 from slamon.instants import to_epoch
-from slamon.servicelevel.cohort import cohort_days
+from slamon.servicelevel.cohort import CohortDay, cohort_days
+from slamon.servicelevel.curve import CurvePoint, days_to, kaplan_meier
 from slamon.servicelevel.deadlines import WorkCalendar, local_date
 from slamon.servicelevel.stats import MEDIAN, P90, lerp, quantile_ranks, wilson_interval
 from slamon.store import levels
@@ -211,32 +212,44 @@ def _sum(groups: Sequence[GroupCounts], k: int) -> GroupCounts:
         closed_seconds=sum(g.closed_seconds for g in groups),
         matured=tuple(sum(g.matured[i] for g in groups) for i in range(k)),
         hits=tuple(sum(g.hits[i] for g in groups) for i in range(k)),
+        carried=()
+        if groups and not groups[0].carried
+        else tuple(sum(g.carried[i] for g in groups) for i in range(k - 1)),
     )
 
 
-def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
+def _prepare(
+    config: Config, request: ReportRequest, thresholds: tuple[int, ...], *, carry: bool = False
+) -> tuple[list[CohortDay], LevelSpec]:
     sl = config.settings.service_level
-    tz = sl.zone
     calendar: WorkCalendar = config.settings.calendar.work_calendar()
     days = cohort_days(
         request.since,
         request.until,
         request.as_of,
-        tz=tz,
+        tz=sl.zone,
         period=request.period,
-        thresholds=sl.thresholds,
+        thresholds=thresholds,
         mode=sl.day_mode,
         calendar=calendar,
     )
     spec = LevelSpec(
         as_of=to_epoch(request.as_of),
-        thresholds=sl.thresholds,
+        thresholds=thresholds,
         mode=sl.day_mode,
         closure=sl.closure,
         by=request.by,
         by_period=request.period is not Period.NONE,
         filters=request.filters,
+        carry=carry,
     )
+    return days, spec
+
+
+def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
+    """The service-level report for ``request`` under ``config``."""
+    sl = config.settings.service_level
+    days, spec = _prepare(config, request, sl.thresholds)
     with engine.connect() as conn, conn.begin():
         groups = levels.count_groups(conn, days, spec)
         single = request.period is Period.NONE and not request.by
@@ -260,6 +273,98 @@ def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
         rows=rows,
         total=total,
     )
+
+
+CURVE_DAYS = 30
+CURVE_MARKS = (0.8, 0.9)
+
+
+@dataclass(frozen=True, slots=True)
+class CurveRow:
+    period: str | None
+    segment: dict[str, str]
+    complaints: int
+    points: list[CurvePoint]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "complaints": self.complaints,
+            **{f"days_to_{round(m * 100)}": days_to(self.points, m) for m in CURVE_MARKS},
+            "points": [
+                {
+                    "day": p.day,
+                    "closed_share": p.closed_share,
+                    "at_risk": p.at_risk,
+                    "closed": p.closed,
+                }
+                for p in self.points
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CurveReport:
+    as_of: datetime
+    timezone: str
+    day_mode: DayMode
+    closure: Closure
+    request: ReportRequest
+    rows: list[CurveRow]
+    total: CurveRow
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "timezone": self.timezone,
+            "day_mode": self.day_mode.value,
+            "closure": self.closure.value,
+            "since": self.request.since.isoformat(),
+            "until": self.request.until.isoformat(),
+            "period": self.request.period.value,
+            "by": list(self.request.by),
+            "days": CURVE_DAYS,
+            "rows": [{"period": r.period, "segment": r.segment, **r.as_json()} for r in self.rows],
+            "total": self.total.as_json(),
+        }
+
+
+def run_curve(engine: Engine, config: Config, request: ReportRequest) -> CurveReport:
+    """The Kaplan-Meier closure curve for d = 0..30 days in the configured day mode."""
+    sl = config.settings.service_level
+    days_range = tuple(range(CURVE_DAYS + 1))
+    days, spec = _prepare(config, request, days_range, carry=True)
+    with engine.connect() as conn, conn.begin():
+        groups = levels.count_groups(conn, days, spec)
+
+    def row(period: str | None, segment: dict[str, str], g: GroupCounts) -> CurveRow:
+        points = kaplan_meier(g.matured, g.hits, g.carried)
+        return CurveRow(period, segment, g.total - g.excluded, points)
+
+    rows = [
+        row(g.period, dict(zip(request.by, g.segment, strict=True)), g)
+        for g in sorted(groups, key=lambda g: (g.period or "", g.segment))
+    ]
+    return CurveReport(
+        as_of=request.as_of,
+        timezone=sl.timezone,
+        day_mode=sl.day_mode,
+        closure=sl.closure,
+        request=request,
+        rows=rows,
+        total=row(None, {}, _sum(groups, len(days_range))),
+    )
+
+
+def curve_to_csv(curve: CurveReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", *curve.request.by, "day", "closed_share", "at_risk", "closed"])
+    for r, label in [*((r, r.period or "") for r in curve.rows), (curve.total, "total")]:
+        for p in r.points:
+            share = "" if p.closed_share is None else p.closed_share
+            segs = [r.segment.get(f, "") for f in curve.request.by]
+            writer.writerow([label, *segs, p.day, share, p.at_risk, p.closed])
+    return out.getvalue()
 
 
 CSV_COLUMNS = (

@@ -186,3 +186,50 @@ def _row(
         "p90_days": _quantile(durations, 9) if durations else None,
         "levels": levels,
     }
+
+
+def curve(
+    cases: list[Case], rules: Rules, *, as_of: datetime, since: date, until: date, days: int
+) -> list[float | None]:
+    """Kaplan-Meier share closed within d days for d = 0..days, complaint by complaint: at step d
+    the complaints whose d-day deadline has passed and that were still open at the (d-1)-day
+    deadline are at risk; those that closed before the d-day deadline are the events."""
+    tz = ZoneInfo(rules.tz)
+    public = holidays.country_holidays(rules.country) if rules.country else None
+    as_of_day = as_of.astimezone(tz).date()
+    members = []
+    for case in cases:
+        if case.created_at > as_of or not since <= case.created_at.astimezone(tz).date() <= until:
+            continue
+        closure = case.closed_at if rules.closure == "final" else case.first_closed_at
+        if case.excluded_reason is not None or (closure is not None and closure < case.created_at):
+            continue
+        members.append((case, closure if closure is not None and closure <= as_of else None))
+
+    def passed_and_in_time(case: Case, closure: datetime | None, n: int) -> tuple[bool, bool]:
+        if rules.mode == "elapsed":
+            deadline = case.created_at + timedelta(days=n)
+            return deadline <= as_of, closure is not None and closure < deadline
+        dday = _deadline_day(case.created_at.astimezone(tz).date(), n, rules, public)
+        in_time = closure is not None and closure.astimezone(tz).date() <= dday
+        return as_of_day > dday, in_time
+
+    shares: list[float | None] = []
+    survival: float | None = 1.0
+    for d in range(days + 1):
+        at_risk = events = 0
+        for case, closure in members:
+            passed, in_time = passed_and_in_time(case, closure, d)
+            if not passed:
+                continue
+            if d > 0 and passed_and_in_time(case, closure, d - 1)[1]:
+                continue  # closed in an earlier step
+            at_risk += 1
+            events += in_time
+        if survival is None or at_risk == 0:
+            survival = None
+            shares.append(None)
+            continue
+        survival *= 1 - events / at_risk
+        shares.append(1 - survival)
+    return shares

@@ -289,3 +289,53 @@ def test_worked_example_of_service_level_md(engine: Engine) -> None:
     ]
     assert len(closed_days) == 5  # a, b, c, d, f
     assert total["mean_days"] == pytest.approx(sum(closed_days) / 5)
+
+
+@settings(
+    max_examples=max(20, EXAMPLES // 3),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sc=scenarios())
+def test_curve_equals_oracle_kaplan_meier(engine: Engine, sc: dict) -> None:
+    load(engine, sc["cases"])
+    cfg = config_for(sc["rules"], str(engine.url))
+    request = report.make_request(
+        as_of=sc["as_of"], tz=ZoneInfo(sc["rules"].tz), since=sc["since"], until=sc["until"]
+    )
+    got = report.run_curve(engine, cfg, request).as_json()["total"]["points"]
+    want = oracle.curve(
+        sc["cases"],
+        sc["rules"],
+        as_of=sc["as_of"],
+        since=sc["since"],
+        until=sc["until"],
+        days=report.CURVE_DAYS,
+    )
+    assert [p["day"] for p in got] == list(range(report.CURVE_DAYS + 1))
+    for point, expected in zip(got, want, strict=True):
+        if expected is None:
+            assert point["closed_share"] is None, point
+        else:
+            assert point["closed_share"] == pytest.approx(expected, abs=1e-12), point
+
+
+def test_curve_of_a_matured_cohort_is_the_service_level(engine: Engine) -> None:
+    """With every deadline passed nothing is censored: the curve at d is SL(d), calendar mode."""
+    created = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    cases = [
+        oracle.Case(created, created + timedelta(hours=h), created + timedelta(hours=h))
+        for h in (1, 20, 30, 50, 70, 100, 200, 400)
+    ] + [oracle.Case(created, None, None)]
+    load(engine, cases)
+    rules = oracle.Rules("UTC", "calendar", "final", (1, 2, 3, 5, 10), {})
+    cfg = config_for(rules, str(engine.url))
+    as_of = datetime(2026, 6, 1, tzinfo=UTC)
+    request = report.make_request(
+        as_of=as_of, tz=ZoneInfo("UTC"), since=date(2026, 3, 1), until=date(2026, 3, 31)
+    )
+    points = report.run_curve(engine, cfg, request).as_json()["total"]["points"]
+    levels = report.run(engine, cfg, request).as_json()["total"]["levels"]
+    for n in (1, 2, 3, 5, 10):
+        assert points[n]["closed_share"] == pytest.approx(levels[str(n)]["share"])
+    assert points[0]["closed_share"] == pytest.approx(1 / 9)  # closed on the creation day

@@ -67,6 +67,9 @@ class GroupCounts:
     closed_seconds: int
     matured: tuple[int, ...]  # per threshold
     hits: tuple[int, ...]
+    #: With LevelSpec.carry, per threshold i > 0: matured for threshold i and closed before the
+    #: deadline of threshold i - 1 (what a survival curve needs for its risk sets); else empty.
+    carried: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class LevelSpec:
     by: tuple[str, ...] = ()
     by_period: bool = True
     filters: Mapping[str, str] | None = None
+    carry: bool = False
 
 
 def _days_table(n_thresholds: int) -> Table:
@@ -176,15 +180,18 @@ def _count(conn: Connection, d: Table, spec: LevelSpec) -> list[GroupCounts]:
         func.sum(case((closed, 1), else_=0)).label("closed"),
         func.sum(case((closed, cl - _c.c.created_at), else_=0)).label("closed_seconds"),
     ]
-    for i, n in enumerate(spec.thresholds):
-        dl = (
-            _c.c.created_at + n * _SECONDS_PER_DAY
-            if spec.mode is DayMode.ELAPSED
-            else d.c[f"dl{i}"]
-        )
+    deadlines = [
+        _c.c.created_at + n * _SECONDS_PER_DAY if spec.mode is DayMode.ELAPSED else d.c[f"dl{i}"]
+        for i, n in enumerate(spec.thresholds)
+    ]
+    for i, dl in enumerate(deadlines):
         matured = and_(inc, dl <= spec.as_of)
         aggs.append(func.sum(case((matured, 1), else_=0)).label(f"m{i}"))
         aggs.append(func.sum(case((and_(matured, cl < dl), 1), else_=0)).label(f"h{i}"))
+    if spec.carry:
+        for i in range(1, len(deadlines)):
+            both = and_(inc, deadlines[i] <= spec.as_of, cl < deadlines[i - 1])
+            aggs.append(func.sum(case((both, 1), else_=0)).label(f"c{i}"))
     groups = _group_columns(d, spec)
     query = select(*groups, *aggs).select_from(d.join(_c, and_(*_where(d, spec)))).group_by(*groups)
     out = []
@@ -195,7 +202,8 @@ def _count(conn: Connection, d: Table, spec: LevelSpec) -> list[GroupCounts]:
         segment = tuple(str(v) for v in values[1 : 1 + len(spec.by)])
         rest = values[1 + len(spec.by) :]
         total, excluded, n_closed, secs = (int(v or 0) for v in rest[:4])
-        per = [int(v or 0) for v in rest[4:]]
+        per = [int(v or 0) for v in rest[4 : 4 + 2 * k]]
+        carried = tuple(int(v or 0) for v in rest[4 + 2 * k :])
         out.append(
             GroupCounts(
                 period=period,
@@ -206,6 +214,7 @@ def _count(conn: Connection, d: Table, spec: LevelSpec) -> list[GroupCounts]:
                 closed_seconds=secs,
                 matured=tuple(per[2 * i] for i in range(k)),
                 hits=tuple(per[2 * i + 1] for i in range(k)),
+                carried=carried,
             )
         )
     return out
