@@ -266,6 +266,7 @@ def import_cmd(file: Path, source: str, fmt: str | None, strict: bool) -> None:
             fmt=fmt,
             strict=strict,
             batch_size=cfg.settings.import_.batch_size,
+            excluded_statuses=frozenset(cfg.settings.import_.excluded_statuses),
             progress=lambda pos: bar.update(task, completed=pos),
         )
     for line in result.error_lines():

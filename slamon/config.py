@@ -174,6 +174,17 @@ class CalendarSettings(_Section):
 class ImportSettings(_Section):
     #: Rows per database batch: memory stays flat whatever the file size.
     batch_size: int = Field(default=5000, ge=100, le=100_000)
+    #: Values of an export's status column (any case) that mark a complaint the source deleted,
+    #: flagged as spam or merged: such complaints are kept but excluded from every metric.
+    excluded_statuses: tuple[str, ...] = ("deleted", "spam", "merged")
+
+    @field_validator("excluded_statuses")
+    @classmethod
+    def _statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(v.strip().lower() for v in value)
+        if any(not v for v in cleaned):
+            raise ValueError("statuses must not be empty strings")
+        return cleaned
 
 
 class Settings(_Section):

@@ -95,8 +95,18 @@ def _text(values: Mapping[str, Any], column: str) -> str:
     return str(raw).strip()
 
 
-def record_from_values(values: Mapping[str, Any], tz: ZoneInfo) -> ComplaintRecord:
-    """One complaint from a row's values (CSV cells or JSON members); raises _BadValue."""
+DEFAULT_EXCLUDED_STATUSES = frozenset({"deleted", "spam", "merged"})
+
+
+def record_from_values(
+    values: Mapping[str, Any],
+    tz: ZoneInfo,
+    excluded_statuses: frozenset[str] = DEFAULT_EXCLUDED_STATUSES,
+) -> ComplaintRecord:
+    """One complaint from a row's values (CSV cells or JSON members); raises _BadValue.
+
+    A complaint is excluded when its ``excluded`` column names a reason, or when its status is
+    one of ``excluded_statuses`` (compared in lower case)."""
     ext_id = _text(values, "id")
     if not ext_id:
         raise _BadValue("id", "missing")
@@ -108,6 +118,8 @@ def record_from_values(values: Mapping[str, Any], tz: ZoneInfo) -> ComplaintReco
         allowed = ", ".join(sorted(EXCLUSION_REASONS))
         raise _BadValue("excluded", f"{_shown(excluded)} is not one of {allowed} (or empty)")
     texts = {name: _text(values, name) for name in _TEXT_FIELDS}
+    if excluded is None and texts["status"].lower() in excluded_statuses:
+        excluded = texts["status"].lower()
     return ComplaintRecord(
         external_id=ext_id,
         created_at=created,
@@ -122,14 +134,21 @@ def record_from_values(values: Mapping[str, Any], tz: ZoneInfo) -> ComplaintReco
 Parsed = tuple[int, ComplaintRecord | RowError]
 
 
-def _record_or_error(line: int, values: Mapping[str, Any], tz: ZoneInfo) -> Parsed:
+def _record_or_error(
+    line: int, values: Mapping[str, Any], tz: ZoneInfo, excluded_statuses: frozenset[str]
+) -> Parsed:
     try:
-        return line, record_from_values(values, tz)
+        return line, record_from_values(values, tz, excluded_statuses)
     except _BadValue as bad:
         return line, RowError(line, bad.column, bad.message)
 
 
-def read_csv(stream: IO[str], tz: ZoneInfo, label: str) -> Iterator[Parsed]:
+def read_csv(
+    stream: IO[str],
+    tz: ZoneInfo,
+    label: str,
+    excluded_statuses: frozenset[str] = DEFAULT_EXCLUDED_STATUSES,
+) -> Iterator[Parsed]:
     reader = csv.reader(stream)
     try:
         header = next(reader, None)
@@ -161,10 +180,15 @@ def read_csv(stream: IO[str], tz: ZoneInfo, label: str) -> Iterator[Parsed]:
         if len(row) != width:
             yield start, RowError(start, None, f"has {len(row)} fields, the header has {width}")
             continue
-        yield _record_or_error(start, {n: row[i] for i, n in wanted}, tz)
+        yield _record_or_error(start, {n: row[i] for i, n in wanted}, tz, excluded_statuses)
 
 
-def read_jsonl(stream: IO[str], tz: ZoneInfo, label: str) -> Iterator[Parsed]:
+def read_jsonl(
+    stream: IO[str],
+    tz: ZoneInfo,
+    label: str,
+    excluded_statuses: frozenset[str] = DEFAULT_EXCLUDED_STATUSES,
+) -> Iterator[Parsed]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -176,7 +200,7 @@ def read_jsonl(stream: IO[str], tz: ZoneInfo, label: str) -> Iterator[Parsed]:
         if not isinstance(obj, dict):
             yield number, RowError(number, None, "not a JSON object")
             continue
-        yield _record_or_error(number, obj, tz)
+        yield _record_or_error(number, obj, tz, excluded_statuses)
 
 
 def guess_format(path: Path, given: str | None) -> Format:
@@ -222,6 +246,7 @@ def import_file(
     fmt: str | None = None,
     strict: bool = False,
     batch_size: int = 5000,
+    excluded_statuses: frozenset[str] = DEFAULT_EXCLUDED_STATUSES,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import an export into ``source``. With ``strict`` nothing is written when any row is bad;
@@ -235,7 +260,8 @@ def import_file(
         raise InputError(f"{label}: cannot open: {exc.strerror}") from exc
     with raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        parsed = read_csv(text, tz, label) if kind == "csv" else read_jsonl(text, tz, label)
+        reader = read_csv if kind == "csv" else read_jsonl
+        parsed = reader(text, tz, label, excluded_statuses)
         try:
             with write_transaction(engine) as conn:
                 ensure_source(conn, source, "import", now)

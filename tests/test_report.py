@@ -278,3 +278,26 @@ def test_sqlite_and_postgresql_give_identical_json(tmp_path: Path, pg_database: 
     for period, answers in by_engine.items():
         assert answers["sqlite"] == answers["pg"], period
         assert answers["sqlite"]["total"]["complaints"] > 15000
+
+
+def test_statuses_deleted_spam_merged_are_excluded(tmp_path: Path, db_url: str) -> None:
+    config = tmp_path / "slamon.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[import]\nexcluded_statuses = ["Deleted", "spam", "дубль"]\n',
+        encoding="utf-8",
+    )
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "id,created_at,closed_at,status\n"
+        "1,2026-03-02T10:00:00Z,2026-03-03T10:00:00Z,closed\n"
+        "2,2026-03-02T10:00:00Z,2026-03-03T10:00:00Z,DELETED\n"
+        "3,2026-03-02T10:00:00Z,,Spam\n"
+        "4,2026-03-02T10:00:00Z,,Дубль\n"
+        "5,2026-03-02T10:00:00Z,,merged\n",
+        encoding="utf-8",
+    )
+    slamon(config, "db", "upgrade")
+    slamon(config, "import", str(export), "--source", "crm")
+    total = report_json(config)["total"]
+    # "merged" is not in this config's list: it counts; the other three are excluded.
+    assert (total["complaints"], total["excluded"], total["open"]) == (2, 3, 1)
