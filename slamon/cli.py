@@ -6,15 +6,17 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import tomli_w
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,15 +26,21 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from slamon import __version__, clock, importer
 from slamon import config as config_mod
 from slamon import report as report_mod
+from slamon import sources as sources_mod
+from slamon import sync as sync_mod
 from slamon.config import Config
+from slamon.connectors.base import Page, SyncWindow
 from slamon.errors import SlamonError, UsageError
 from slamon.instants import parse_instant
 from slamon.render import curve_table, report_table
+from slamon.servicelevel.deadlines import start_of_local_day
 from slamon.store import migrate
 from slamon.store.engine import make_engine, mask_url
 
@@ -381,6 +389,142 @@ def report_cmd(
         text = report_mod.to_csv(result)
     with _atomic_output(output) as fh:
         fh.write(text)
+
+
+# --- sync -------------------------------------------------------------------------------
+
+
+def _sync_line(result: sync_mod.SyncResult, elapsed: float) -> str:
+    c = result.counts
+    rate = result.received / elapsed if elapsed > 0 else 0.0
+    line = (
+        f"{result.source}: {result.pages} pages, {result.received} complaints"
+        f" ({c.new} new, {c.changed} changed, {c.unchanged} unchanged"
+        + (f", {c.stale} older than stored" if c.stale else "")
+        + f"), {rate:.0f}/s"
+    )
+    if result.error:
+        kind = "permanent, fix the source's config" if result.permanent else "will retry"
+        line += f"; FAILED ({kind}): {result.error}"
+    return line
+
+
+@cli.command("sync")
+@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
+@handled
+def sync_cmd(names: tuple[str, ...]) -> None:
+    """Fetch what changed in each configured source since its cursor, and store it."""
+    st = state()
+    cfg = st.config
+    engine = st.migrated_engine()
+    chosen = list(names) or sorted(cfg.sources)
+    if not chosen:
+        raise UsageError(f"no [sources.NAME] tables in {cfg.label}: nothing to sync")
+    failed = 0
+    for name in chosen:
+        started = time.monotonic()
+        kind, connector, http = sources_mod.open_connector(cfg, name, now=clock.now())
+        with http:
+            result = sync_mod.sync(engine, name, kind, connector, clock.now)
+        failed += not result.ok
+        (err if result.error else out).print(
+            _sync_line(result, time.monotonic() - started), markup=False
+        )
+    if failed:
+        sys.exit(1)
+
+
+@cli.command("backfill")
+@click.option("--source", "name", required=True, help="The source to pull history from.")
+@click.option("--since", required=True, help="First local creation date (YYYY-MM-DD).")
+@click.option("--until", help="Last local creation date, inclusive. Default: today.")
+@handled
+def backfill_cmd(name: str, since: str, until: str | None) -> None:
+    """Pull a source's history over a date range; resumable, never sends notifications."""
+    st = state()
+    cfg = st.config
+    engine = st.migrated_engine()
+    tz = cfg.settings.service_level.zone
+    first = _parse_date(since, "--since")
+    assert first is not None
+    last = _parse_date(until, "--until") or clock.now().astimezone(tz).date()
+    if first > last:
+        raise UsageError(f"--since {first} is after --until {last}")
+    window = SyncWindow(
+        start_of_local_day(first, tz), start_of_local_day(last + timedelta(days=1), tz)
+    )
+    started = time.monotonic()
+    kind, connector, http = sources_mod.open_connector(cfg, name, now=clock.now())
+    with (
+        http,
+        Progress(
+            TextColumn("backfill {task.fields[source]}"),
+            BarColumn(),
+            TextColumn("{task.completed} complaints, {task.fields[pages]} pages"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("backfill", total=None, source=name, pages=0, rate=0.0)
+
+        def on_page(result: sync_mod.SyncResult, page: Page) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            bar.update(
+                task,
+                completed=result.received,
+                total=page.total,
+                pages=result.pages,
+                rate=result.received / elapsed,
+            )
+
+        result = sync_mod.backfill(engine, name, kind, connector, window, clock.now, on_page)
+    line = _sync_line(result, time.monotonic() - started)
+    if result.error:
+        err.print(line + " (run the same command again to resume)", markup=False)
+        sys.exit(1)
+    out.print(line, markup=False)
+
+
+@cli.command("sources")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@handled
+def sources_cmd(fmt: str) -> None:
+    """List each source: last successful sync, cursor, complaints held, last error."""
+    st = state()
+    rows = sources_mod.statuses(st.migrated_engine(), st.config)
+    if fmt == "json":
+        data = [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "configured": r.configured,
+                "complaints": r.complaints,
+                "last_success_at": r.last_success_at.isoformat() if r.last_success_at else None,
+                "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,
+                "last_error": r.last_error,
+                "cursor": r.cursor,
+                "backfill": r.backfill,
+            }
+            for r in rows
+        ]
+        out.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False)
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("Source", "Kind", "Complaints", "Last success", "Cursor", "Last error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.name + ("" if r.configured else " (not in config)"),
+            r.kind,
+            str(r.complaints),
+            r.last_success_at.isoformat() if r.last_success_at else "never",
+            json.dumps(r.cursor, ensure_ascii=False) if r.cursor else "",
+            Text(r.last_error or "", style="red"),
+        )
+    out.print(table)
 
 
 # --- demo ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ environment variable and a ``*_file`` key a file that holds the value; neither v
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -192,8 +193,49 @@ class Settings(_Section):
     service_level: ServiceLevelSettings = ServiceLevelSettings()
     calendar: CalendarSettings = CalendarSettings()
     import_: ImportSettings = Field(default=ImportSettings(), alias="import")
+    #: [sources.NAME] tables, validated by their connector kind (see Config.sources).
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in value:
+            if not SOURCE_NAME.fullmatch(name):
+                raise PydanticCustomError(
+                    "slamon",
+                    "{name}: source names are 1-100 letters, digits, '_', '-' or '.'",
+                    {"name": name},
+                )
+        return value
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _validate_sources(label: str, raw: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    from slamon.connectors.base import registry
+
+    validated: dict[str, Any] = {}
+    for name, table in raw.items():
+        kind = table.get("kind")
+        if not isinstance(kind, str):
+            raise ConfigError(
+                f"{label}: sources.{name}.kind: is required (one of {', '.join(registry.names())})"
+            )
+        cls = registry.get(kind)
+        if cls is None:
+            raise ConfigError(
+                f"{label}: sources.{name}.kind: unknown connector {kind!r} (one of"
+                f" {', '.join(registry.names())}, or a plugin in the slamon.connectors"
+                " entry-point group)"
+            )
+        try:
+            validated[name] = cls.Settings.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(_errors_to_text(label, exc, prefix=("sources", name))) from exc
+    return validated
 
 
 class Config:
@@ -202,6 +244,25 @@ class Config:
     def __init__(self, settings: Settings, path: Path | None) -> None:
         self.settings = settings
         self.path = path
+        self.sources = _validate_sources(self.label, settings.sources)
+
+    def secret(self, key: str, env: str | None, file: Path | None) -> str | None:
+        """A secret from an environment variable or a file; errors name the key path."""
+        if env is not None:
+            value = os.environ.get(env)
+            if not value:
+                raise self.error(f"{key}_env", f"environment variable {env} is not set")
+            return value.strip()
+        if file is not None:
+            target = self._relative(file)
+            try:
+                value = target.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise self.error(f"{key}_file", f"cannot read {target}: {exc.strerror}") from exc
+            if not value:
+                raise self.error(f"{key}_file", f"{target} is empty")
+            return value
+        return None
 
     @property
     def label(self) -> str:
@@ -214,22 +275,8 @@ class Config:
     def database_url(self) -> str:
         """The database URL, with secrets resolved (never print it: use masked_database_url)."""
         db = self.settings.database
-        if db.url_env is not None:
-            value = os.environ.get(db.url_env)
-            if not value:
-                raise self.error(
-                    "database.url_env", f"environment variable {db.url_env} is not set"
-                )
-            return value.strip()
-        if db.url_file is not None:
-            file = self._relative(db.url_file)
-            try:
-                return file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise self.error(
-                    "database.url_file", f"cannot read {file}: {exc.strerror}"
-                ) from exc
-        return db.url or DEFAULT_DATABASE_URL
+        resolved = self.secret("database.url", db.url_env, db.url_file)
+        return resolved or db.url or DEFAULT_DATABASE_URL
 
     @property
     def masked_database_url(self) -> str:
@@ -253,6 +300,12 @@ class Config:
         }
         if self.settings.database.url_env is None and self.settings.database.url_file is None:
             data["database"]["url"] = self.masked_database_url
+        data["sources"] = {
+            name: src.model_dump(mode="json", exclude_none=True)
+            for name, src in self.sources.items()
+        }
+        if not data["sources"]:
+            del data["sources"]
         return data
 
 
@@ -286,10 +339,10 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg[0].lower() + msg[1:] if msg else kind
 
 
-def _errors_to_text(label: str, exc: ValidationError) -> str:
+def _errors_to_text(label: str, exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = (*prefix, *err["loc"])
         # model_validator errors carry the section as location; messages may name a sub-key.
         where = _format_location(loc)
         message = _message(err)

@@ -37,6 +37,8 @@ class Source(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(Instant)
     last_success_at: Mapped[datetime | None] = mapped_column(Instant)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: An interrupted backfill's window and position (JSON text), cleared when it completes.
+    backfill_state: Mapped[str | None] = mapped_column(Text)
 
 
 class Complaint(Base):
