@@ -241,9 +241,10 @@ def _validate_sources(label: str, raw: Mapping[str, Mapping[str, Any]]) -> dict[
 class Config:
     """Validated settings plus where they came from (for messages and relative paths)."""
 
-    def __init__(self, settings: Settings, path: Path | None) -> None:
+    def __init__(self, settings: Settings, path: Path | None, label: str | None = None) -> None:
         self.settings = settings
         self.path = path
+        self._label = label
         self.sources = _validate_sources(self.label, settings.sources)
 
     def secret(self, key: str, env: str | None, file: Path | None) -> str | None:
@@ -266,6 +267,8 @@ class Config:
 
     @property
     def label(self) -> str:
+        if self._label is not None:
+            return self._label
         return str(self.path) if self.path else "(defaults)"
 
     def error(self, key: str, message: str) -> ConfigError:
@@ -362,7 +365,7 @@ def parse(text: str, label: str, path: Path | None = None) -> Config:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_errors_to_text(label, exc)) from exc
-    return Config(settings, path)
+    return Config(settings, path, label)
 
 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
