@@ -7,13 +7,13 @@ import os
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import oracle
 import pytest
-from helpers import make_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
 
+import oracle
+from helpers import make_config
 from slamon import report
 from slamon.domain import ComplaintRecord
 from slamon.store.complaints import apply_batch, ensure_source

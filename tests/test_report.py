@@ -283,7 +283,8 @@ def test_sqlite_and_postgresql_give_identical_json(tmp_path: Path, pg_database: 
 def test_statuses_deleted_spam_merged_are_excluded(tmp_path: Path, db_url: str) -> None:
     config = tmp_path / "slamon.toml"
     config.write_text(
-        f'[database]\nurl = "{db_url}"\n[import]\nexcluded_statuses = ["Deleted", "spam", "дубль"]\n',
+        f'[database]\nurl = "{db_url}"\n'
+        '[import]\nexcluded_statuses = ["Deleted", "spam", "дубль"]\n',
         encoding="utf-8",
     )
     export = tmp_path / "export.csv"

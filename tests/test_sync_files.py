@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import make_config
 from sqlalchemy import Engine, func, select
 
+from helpers import make_config
 from slamon import sources as sources_mod
 from slamon import sync as sync_mod
 from slamon.config import parse

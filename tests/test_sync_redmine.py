@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.redmine import FakeRedmine
-from helpers import make_config
 from sqlalchemy import Engine, select
 
+from fakes.redmine import FakeRedmine
+from helpers import make_config
 from slamon import sources as sources_mod
 from slamon import sync as sync_mod
 from slamon.connectors.base import SyncWindow
