@@ -93,6 +93,8 @@ class HttpClient:
         self._interval = 60.0 / settings.rate_limit
         self._last_request: float | None = None
         self.requests = 0
+        #: The latest successful response (its headers: Link paging, rate-limit hints).
+        self.last_response: httpx.Response | None = None
         verify: Any = settings.ca_file or settings.verify_tls
         self._client = httpx.Client(
             base_url=base_url,
@@ -159,6 +161,7 @@ class HttpClient:
                 code = response.status_code
                 log.debug("%s %s -> %s", method, shown, code)
                 if code < 400:
+                    self.last_response = response
                     return self._decode(response, shown), shown
                 if code == 429 or (code == 503 and "retry-after" in response.headers):
                     if attempt >= max(retries, 3):
