@@ -47,8 +47,9 @@ from slamon.store.engine import make_engine, mask_url
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: ":fire:" in a subject, a queue or a bad value is shown as written.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class State:
@@ -296,6 +297,12 @@ def import_cmd(file: Path, source: str, fmt: str | None, strict: bool) -> None:
     if result.bad_rows:
         summary += f", {result.bad_rows} bad (skipped)"
     out.print(summary, markup=False)
+    if c.repeated:
+        out.print(
+            f"{c.repeated} rows repeated an id seen shortly before in the file: applied in file"
+            " order (the newest by updated_at wins)",
+            markup=False,
+        )
     if result.closed_before_created:
         out.print(
             f"{result.closed_before_created} complaints closed before they were created: stored,"

@@ -43,6 +43,8 @@ OPTIONAL_COLUMNS = (
 )
 _TEXT_FIELDS = ("status", "queue", "channel", "category", "priority", "subject", "url")
 _MAX_SHOWN = 60
+#: Longer ids do not fit PostgreSQL's unique index on (source, external_id).
+MAX_ID_LENGTH = 500
 csv.field_size_limit(16 * 1024 * 1024)
 
 
@@ -92,7 +94,10 @@ def _text(values: Mapping[str, Any], column: str) -> str:
         return ""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise _BadValue(column, f"expected text, got {_shown(raw)}")
-    return str(raw).strip()
+    text = str(raw).strip()
+    if "\x00" in text:
+        raise _BadValue(column, "contains a NUL character")
+    return text
 
 
 DEFAULT_EXCLUDED_STATUSES = frozenset({"deleted", "spam", "merged"})
@@ -110,6 +115,8 @@ def record_from_values(
     ext_id = _text(values, "id")
     if not ext_id:
         raise _BadValue("id", "missing")
+    if len(ext_id) > MAX_ID_LENGTH:
+        raise _BadValue("id", f"longer than {MAX_ID_LENGTH} characters")
     created = _instant(values, "created_at", tz)
     if created is None:
         raise _BadValue("created_at", "missing")
@@ -193,7 +200,7 @@ def read_jsonl(
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield number, RowError(number, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue

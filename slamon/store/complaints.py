@@ -9,7 +9,7 @@ roll-up) commit together or not at all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from slamon.domain import ComplaintRecord, is_older, merge
 from slamon.store.models import complaints, sources
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ComplaintRecord))
+_INSTANT_FIELDS = ("created_at", "closed_at", "first_closed_at", "source_updated_at")
 _UPDATED_ON_CONFLICT = (*(f for f in _RECORD_FIELDS if f != "external_id"), "changed_at")
 
 
@@ -29,12 +30,15 @@ class BatchResult:
     changed: int = 0
     unchanged: int = 0
     stale: int = 0
+    #: Records whose id came again within the same batch (applied in order, see _fold).
+    repeated: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.new += other.new
         self.changed += other.changed
         self.unchanged += other.unchanged
         self.stale += other.stale
+        self.repeated += other.repeated
 
 
 def ensure_source(conn: Connection, name: str, kind: str, now: datetime) -> str:
@@ -58,23 +62,40 @@ def stored_versions(
     return {row.external_id: ComplaintRecord(*row) for row in rows}
 
 
-def _dedupe(records: Iterable[ComplaintRecord]) -> dict[str, ComplaintRecord]:
-    """One version per id within a batch: the newest by the source's time, else the last given."""
+def _whole_seconds(rec: ComplaintRecord) -> ComplaintRecord:
+    """Instants as storage keeps them (sub-seconds dropped), so that merge() compares like with
+    like; naive ones are left for the Instant type to refuse."""
+    cut = {
+        name: value.replace(microsecond=0)
+        for name in _INSTANT_FIELDS
+        if (value := getattr(rec, name)) is not None and value.microsecond
+    }
+    return replace(rec, **cut) if cut else rec
+
+
+def _fold(records: Iterable[ComplaintRecord]) -> tuple[dict[str, ComplaintRecord], int]:
+    """One version per id within a batch, as if the records had been applied one by one: the
+    newest by the source's time wins (else the later one), and the earliest closure seen is kept.
+    Returns the versions and how many records repeated an id."""
     latest: dict[str, ComplaintRecord] = {}
-    for rec in records:
+    repeated = 0
+    for raw in records:
+        rec = merge(None, _whole_seconds(raw))
+        assert rec is not None
         seen = latest.get(rec.external_id)
-        if seen is not None and is_older(rec, seen):
-            continue
+        if seen is not None:
+            repeated += 1
+            rec = merge(seen, rec) or seen
         latest[rec.external_id] = rec
-    return latest
+    return latest, repeated
 
 
 def apply_batch(
     conn: Connection, source: str, records: Iterable[ComplaintRecord], now: datetime
 ) -> BatchResult:
     """Upsert one batch of records of ``source``; returns what happened to them."""
-    incoming = _dedupe(records)
-    result = BatchResult()
+    incoming, repeated = _fold(records)
+    result = BatchResult(repeated=repeated)
     if not incoming:
         return result
     stored = stored_versions(conn, source, list(incoming))
