@@ -103,7 +103,7 @@ def _run(
     except ConnectorError as exc:
         result.error = str(exc)
         result.permanent = exc.permanent
-        log.warning("%s: %s", name, exc)
+        log.warning("%s", exc)  # connector errors name their source
 
 
 def sync(
