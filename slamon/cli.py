@@ -184,7 +184,7 @@ def config_check() -> None:
     """Validate the configuration file; exit 2 with the key at fault when it is wrong."""
     cfg = state().config
     _ = cfg.database_url  # resolves *_env / *_file secrets, so that a missing one is reported
-    out.print(f"{cfg.label}: OK (database {cfg.masked_database_url})")
+    out.print(f"{cfg.label}: OK (database {cfg.masked_database_url})", markup=False)
 
 
 @config_group.command("show")
@@ -496,7 +496,14 @@ def backfill_cmd(name: str, since: str, until: str | None) -> None:
 
 
 @cli.command("sources")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @handled
 def sources_cmd(fmt: str) -> None:
     """List each source: last successful sync, cursor, complaints held, last error."""

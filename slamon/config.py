@@ -97,9 +97,11 @@ class ServiceLevelSettings(_Section):
     @field_validator("targets")
     @classmethod
     def _targets(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
-        thresholds = info.data.get("thresholds", ())
+        if "thresholds" not in info.data:
+            return value  # the thresholds are wrong, and that error is reported already
+        thresholds = info.data["thresholds"]
         for key, target in value.items():
-            if not key.isdigit() or int(key) not in thresholds:
+            if not key.isdigit() or str(int(key)) != key or int(key) not in thresholds:
                 shown = ", ".join(map(str, thresholds))
                 raise PydanticCustomError(
                     "slamon",
@@ -208,7 +210,7 @@ class Settings(_Section):
                 )
         return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -250,10 +252,10 @@ class Config:
     def secret(self, key: str, env: str | None, file: Path | None) -> str | None:
         """A secret from an environment variable or a file; errors name the key path."""
         if env is not None:
-            value = os.environ.get(env)
+            value = os.environ.get(env, "").strip()
             if not value:
                 raise self.error(f"{key}_env", f"environment variable {env} is not set")
-            return value.strip()
+            return value
         if file is not None:
             target = self._relative(file)
             try:
@@ -332,7 +334,7 @@ def _message(err: Mapping[str, Any]) -> str:
         return f"must be one of {expected}"
     if kind in ("tuple_type", "list_type"):
         return "must be a list"
-    if kind == "dict_type":
+    if kind in ("dict_type", "model_type"):
         return "must be a table"
     if kind == "slamon":
         return f"{err['msg']}"

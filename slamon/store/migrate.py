@@ -16,6 +16,11 @@ from slamon.errors import DatabaseError
 from slamon.store.engine import mask_url
 
 
+def _one_line(exc: BaseException) -> str:
+    """The driver's own message (not SQLAlchemy's wrapping), on one line."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
 def migrations_dir() -> Path:
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "_migrations", here.parent / "migrations"):
@@ -40,14 +45,16 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
-        raise DatabaseError(f"cannot open {mask_url(engine.url)}: {exc.orig}") from exc
+        raise DatabaseError(f"cannot open {mask_url(engine.url)}: {_one_line(exc)}") from exc
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(engine), revision)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"migration failed on {mask_url(engine.url)}: {exc}") from exc
+        raise DatabaseError(
+            f"migration failed on {mask_url(engine.url)}: {_one_line(exc)}"
+        ) from exc
 
 
 def downgrade(engine: Engine, revision: str) -> None:
