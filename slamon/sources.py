@@ -70,11 +70,10 @@ class SourceStatus:
 def statuses(engine: Engine, config: Config) -> list[SourceStatus]:
     """Every source the database or the config knows, with its sync state."""
     with engine.connect() as conn:
-        held: dict[str, int] = dict(
-            conn.execute(select(complaints.c.source, func.count()).group_by(complaints.c.source))
-            .tuples()
-            .all()
+        counts = conn.execute(
+            select(complaints.c.source, func.count().label("n")).group_by(complaints.c.source)
         )
+        held: dict[str, int] = {r.source: int(r.n) for r in counts}
         rows = {r.name: r for r in conn.execute(select(sources))}
     out = []
     for name in sorted(set(rows) | set(config.sources)):

@@ -628,3 +628,28 @@ def test_password_in_url_is_masked() -> None:
     assert cfg.masked_database_url == "postgresql://user:***@host/db"
     assert cfg.effective()["database"] == {"url": "postgresql://user:***@host/db"}
     assert "secret" not in repr(cfg.effective())
+
+
+def _source_examples() -> dict[str, str]:
+    """The commented [sources.*] examples of config.example.toml, uncommented, by name: each is
+    a paragraph whose first line is "# [sources.NAME]"."""
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8")
+    examples = {}
+    for paragraph in text.split("\n\n"):
+        lines = paragraph.strip("\n").splitlines()
+        if lines and lines[0].startswith("# [sources."):
+            name = lines[0][len("# [sources.") :].split("]")[0]
+            examples[name] = "\n".join(line[2:] for line in lines) + "\n"
+    return examples
+
+
+def test_every_connector_has_a_source_example_and_each_loads() -> None:
+    from slamon.connectors.base import registry
+
+    examples = _source_examples()
+    kinds = set()
+    for name, body in examples.items():
+        cfg = parse(body, f"example {name}")
+        assert list(cfg.sources) == [name]
+        kinds.add(cfg.sources[name].kind)
+    assert kinds | {"jsonl"} == set(registry.names())

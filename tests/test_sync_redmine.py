@@ -304,3 +304,18 @@ def test_sync_killed_at_random_moments_converges(
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     assert held(engine) == redmine.truth()
+
+
+def test_statuses_mapped_to_exclusions_are_kept_but_excluded(
+    engine: Engine, redmine: FakeRedmine
+) -> None:
+    seed(redmine, 10)
+    redmine.set_status(4, 6)
+    run_sync(engine, config(engine, redmine, excluded_statuses={"Rejected": "spam"}))
+    with engine.connect() as conn:
+        rows = conn.execute(select(complaints.c.external_id, complaints.c.excluded_reason))
+        reasons = {r.external_id: r.excluded_reason for r in rows}
+    assert reasons["4"] == "spam"
+    assert {k for k, v in reasons.items() if v is not None} == {
+        str(i) for i, x in redmine.issues.items() if x["status_id"] == 6
+    }

@@ -56,8 +56,9 @@ class RedmineSettings(SourceSettings):
     filter: dict[str, str | int] = Field(default_factory=dict)
     #: Status names that count as closed; default: Redmine's own is_closed flag.
     closed_statuses: tuple[str, ...] | None = None
-    #: Status names that mark a complaint deleted / spam / merged: kept, excluded from metrics.
-    excluded_statuses: tuple[str, ...] = ()
+    #: Status names that mark a complaint deleted / spam / merged (name -> reason): such
+    #: complaints are kept but excluded from every metric.
+    excluded_statuses: dict[str, Literal["deleted", "spam", "merged"]] = Field(default_factory=dict)
     map: RedmineMap = RedmineMap()
     page_size: int = Field(default=100, ge=1, le=100)
     rate_limit: float = Field(default=120.0, gt=0, le=100_000)
@@ -150,9 +151,7 @@ class RedmineConnector:
             subject=str(issue.get("subject") or ""),
             url=f"{self.base}/issues/{issue['id']}",
             source_updated_at=updated,
-            excluded_reason=(
-                status_name.lower() if status_name in self.settings.excluded_statuses else None
-            ),
+            excluded_reason=self.settings.excluded_statuses.get(status_name),
         )
 
     def _page(self, params: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], int | None, str]:
