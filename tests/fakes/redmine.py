@@ -5,6 +5,7 @@ to 100, total_count; is_closed on statuses; closed_on kept when an issue is reop
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +34,13 @@ class FakeRedmine(FakeAPI):
         self.api_key = api_key
         self.issues: dict[int, dict[str, Any]] = {}
         self.clock = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+        self._by_update: list[tuple[datetime, int]] | None = None  # sorted (updated_on, id)
 
     # --- the truth --------------------------------------------------------------------------
 
     def tick(self, seconds: int = 1) -> datetime:
         with self.lock:
+            self._by_update = None
             self.clock += timedelta(seconds=seconds)
             return self.clock
 
@@ -69,6 +72,7 @@ class FakeRedmine(FakeAPI):
 
     def set_status(self, issue_id: int, status: int, at: datetime | None = None) -> None:
         with self.lock:
+            self._by_update = None
             issue = self.issues[issue_id]
             when = at or self.tick()
             if at is not None:
@@ -123,6 +127,30 @@ class FakeRedmine(FakeAPI):
             return _parse(lo) <= at <= _parse(hi)
         raise ValueError(value)
 
+    def _incremental(self, query: dict[str, str]) -> Response | None:
+        """The sync's own query (all statuses, updated_on >= X, sorted by updated_on, id),
+        answered from a sorted index so that a large fake stays fast."""
+        since = query.get("updated_on", "")
+        if (
+            query.get("status_id") != "*"
+            or query.get("sort") != "updated_on,id"
+            or not since.startswith(">=")
+            or set(query) - {"status_id", "sort", "updated_on", "offset", "limit"}
+        ):
+            return None
+        if self._by_update is None:
+            self._by_update = sorted((i["updated_on"], i["id"]) for i in self.issues.values())
+        keys = self._by_update
+        start = bisect.bisect_left(keys, (_parse(since[2:]), -1))
+        limit = min(int(query.get("limit", 25)), 100)
+        offset = int(query.get("offset", 0))
+        chosen = keys[start + offset : start + offset + limit]
+        page = [self._render(self.issues[issue_id]) for _, issue_id in chosen]
+        return json_response(
+            200,
+            {"issues": page, "total_count": len(keys) - start, "offset": offset, "limit": limit},
+        )
+
     def handle(
         self,
         method: str,
@@ -136,6 +164,9 @@ class FakeRedmine(FakeAPI):
         if path != "/issues.json":
             return 404, {"Content-Type": "text/plain"}, b"Not Found"
         with self.lock:
+            fast = self._incremental(query)
+            if fast is not None:
+                return fast
             status_filter = query.get("status_id", "open")
             items = []
             for issue in self.issues.values():
