@@ -11,7 +11,8 @@ Every rule of SERVICE-LEVEL.md that decides a count is written here once:
 - excluded: the source marks it deleted/spam/merged, or it closed before it was created;
 - a closure after as_of has not happened: closed means closed_at <= as_of;
 - matured: deadline <= as_of; hit: matured and closed_at < deadline;
-- complaints created after as_of do not exist: created_at <= as_of.
+- complaints created after as_of do not exist: each day's upper bound is capped at as_of + 1
+  (one bound on created_at per day, so that SQLite's index range stops at the day's end).
 """
 
 from __future__ import annotations
@@ -102,14 +103,17 @@ def _days_table(n_thresholds: int) -> Table:
 class _Days:
     """The report's days as a temporary table for the duration of a with-block."""
 
-    def __init__(self, conn: Connection, days: Sequence[CohortDay], n_thresholds: int) -> None:
+    def __init__(
+        self, conn: Connection, days: Sequence[CohortDay], n_thresholds: int, as_of: int
+    ) -> None:
         self.conn = conn
         self.table = _days_table(n_thresholds)
         self.rows = [
             {
                 "d": day.day.toordinal(),
                 "start": day.start,
-                "stop": day.stop,
+                # Complaints created after as_of do not exist yet.
+                "stop": min(day.stop, as_of + 1),
                 "period": day.period,
                 **{f"dl{i}": dl for i, dl in enumerate(day.deadlines)},
             }
@@ -145,7 +149,6 @@ def _where(days: Table, spec: LevelSpec) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
         _c.c.created_at >= days.c.start,
         _c.c.created_at < days.c.stop,
-        _c.c.created_at <= spec.as_of,
     ]
     for name, value in (spec.filters or {}).items():
         conds.append(_c.c[name] == value)
@@ -166,7 +169,7 @@ def count_groups(conn: Connection, days: Sequence[CohortDay], spec: LevelSpec) -
     for name in (*spec.by, *(spec.filters or {})):
         if name not in SEGMENT_FIELDS:
             raise ValueError(f"not a segment field: {name}")
-    with _Days(conn, days, len(spec.thresholds)) as d:
+    with _Days(conn, days, len(spec.thresholds), spec.as_of) as d:
         return _count(conn, d, spec)
 
 
@@ -245,7 +248,7 @@ def closure_ranks(
 ) -> RankedDurations:
     if not days:
         return RankedDurations({}, {})
-    with _Days(conn, days, len(spec.thresholds)) as d:
+    with _Days(conn, days, len(spec.thresholds), spec.as_of) as d:
         cl = _closure_column(spec.closure)
         dur = (cl - _c.c.created_at).label("dur")
         groups = _group_columns(d, spec)
