@@ -81,5 +81,7 @@ def merge(stored: ComplaintRecord | None, incoming: ComplaintRecord) -> Complain
             return None
         if stored.first_closed_at is not None and (first is None or stored.first_closed_at < first):
             first = stored.first_closed_at
-    merged = replace(incoming, first_closed_at=first)
+    merged = (
+        incoming if incoming.first_closed_at == first else replace(incoming, first_closed_at=first)
+    )
     return None if merged == stored else merged

@@ -92,9 +92,12 @@ def _text(values: Mapping[str, Any], column: str) -> str:
     raw = values.get(column)
     if raw is None:
         return ""
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if type(raw) is str:
+        text = raw.strip()
+    elif isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise _BadValue(column, f"expected text, got {_shown(raw)}")
-    text = str(raw).strip()
+    else:
+        text = str(raw).strip()
     if "\x00" in text:
         raise _BadValue(column, "contains a NUL character")
     return text

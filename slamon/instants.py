@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 def to_epoch(value: datetime) -> int:
     """Whole seconds since the epoch of an aware instant (sub-seconds truncated toward the past)."""
-    return int(value.replace(microsecond=0).timestamp())
+    if value.microsecond:
+        value = value.replace(microsecond=0)
+    return int(value.timestamp())
 
 
 def from_epoch(value: int) -> datetime:

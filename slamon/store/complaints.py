@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from slamon.domain import ComplaintRecord, is_older, merge
+from slamon.instants import to_epoch
 from slamon.store.models import complaints, sources
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ComplaintRecord))
@@ -64,12 +65,18 @@ def stored_versions(
 
 def _whole_seconds(rec: ComplaintRecord) -> ComplaintRecord:
     """Instants as storage keeps them (sub-seconds dropped), so that merge() compares like with
-    like; naive ones are left for the Instant type to refuse."""
-    cut = {
-        name: value.replace(microsecond=0)
-        for name in _INSTANT_FIELDS
-        if (value := getattr(rec, name)) is not None and value.microsecond
-    }
+    like. A naive datetime is refused: an instant without a zone means nothing."""
+    cut = {}
+    for name in _INSTANT_FIELDS:
+        value = getattr(rec, name)
+        if value is None:
+            continue
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime in {name} of {rec.external_id!r}: instants must be aware"
+            )
+        if value.microsecond:
+            cut[name] = value.replace(microsecond=0)
     return replace(rec, **cut) if cut else rec
 
 
@@ -99,7 +106,7 @@ def apply_batch(
     if not incoming:
         return result
     stored = stored_versions(conn, source, list(incoming))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for ext_id, rec in incoming.items():
         old = stored.get(ext_id)
         new = merge(old, rec)
@@ -113,23 +120,44 @@ def apply_batch(
             result.new += 1
         else:
             result.changed += 1
-        row = {name: getattr(new, name) for name in _RECORD_FIELDS}
-        row.update(source=source, first_seen_at=now, changed_at=now)
-        rows.append(row)
+        stamp = to_epoch(now)
+        rows.append(
+            (
+                *(
+                    (None if v is None else to_epoch(v)) if name in _INSTANT_FIELDS else v
+                    for name, v in zip(_RECORD_FIELDS, _values(new), strict=True)
+                ),
+                source,
+                stamp,
+                stamp,
+            )
+        )
     if rows:
-        _upsert(conn, rows)
+        conn.exec_driver_sql(_upsert_sql(conn.dialect.paramstyle), rows)
     return result
 
 
-def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    dialect = conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(complaints)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[complaints.c.source, complaints.c.external_id],
-        set_={name: stmt.excluded[name] for name in _UPDATED_ON_CONFLICT},
+def _values(rec: ComplaintRecord) -> tuple[Any, ...]:
+    return tuple(getattr(rec, name) for name in _RECORD_FIELDS)
+
+
+_INSERT_COLUMNS = (*_RECORD_FIELDS, "source", "first_seen_at", "changed_at")
+
+
+@cache
+def _upsert_sql(paramstyle: str) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE, the same text on SQLite and PostgreSQL; rows go to the
+    driver as plain tuples with instants as epoch seconds (the Instant type's storage form), so
+    that a million-row import does not pay per-value conversions. first_seen_at is set on
+    insert only."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    columns = ", ".join(_INSERT_COLUMNS)
+    marks = ", ".join([mark] * len(_INSERT_COLUMNS))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED_ON_CONFLICT)
+    return (
+        f"INSERT INTO {complaints.name} ({columns}) VALUES ({marks})"
+        f" ON CONFLICT (source, external_id) DO UPDATE SET {updates}"
     )
-    conn.execute(stmt, rows)
 
 
 def count(conn: Connection, source: str | None = None) -> int:
