@@ -289,11 +289,14 @@ def test_an_empty_batch_does_nothing(engine: Engine) -> None:
 
 @contextmanager
 def recorded(conn: Connection) -> Iterator[list[tuple[str, int]]]:
-    """The statements a connection sends: (SQL, number of parameter sets)."""
+    """The statements a connection sends: (SQL, rows it carries): the parameter sets of an
+    executemany, or the rows of one multi-row VALUES list."""
     seen: list[tuple[str, int]] = []
 
     def before(_conn: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
-        seen.append((" ".join(statement.split()), len(params) if many else 1))
+        text = " ".join(statement.split())
+        rows = statement.count("), (") + 1 if " VALUES (" in statement and not many else 1
+        seen.append((text, len(params) if many else rows))
 
     event.listen(conn, "before_cursor_execute", before)
     try:
