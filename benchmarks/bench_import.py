@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import pstats
+import signal
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -129,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run each import under cProfile (slower; prints where the time goes; 1 round)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM as an exception, so that the cleanup (databases, files) in finally runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.profile:
         args.rounds = 1
+    version = slamon_version()  # before the runs: the checkout may change under them
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     sizes = sorted({args.rows, *([args.small_rows] if args.small_rows > 0 else [])})
     files = {n: ensure_csv(n, args.seed, args.data_dir, args.tz) for n in sizes}
@@ -165,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         f"slamon import, medians of {args.rounds} interleaved rounds; machine: {os.cpu_count()}"
         f" cores; load average (1/5/15 min) before: {loads[0]}, after: {loads[-1]}"
     )
-    print(f"slamon: {slamon_version()}")
+    print(f"slamon: {version}")
+    if slamon_version() != version:
+        print(f"!!! slamon changed during the run: now {slamon_version()}; figures are mixed !!!")
     if args.profile:
         print("(under cProfile: times are inflated, read them only relative to each other)")
     table = []

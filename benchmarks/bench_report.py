@@ -32,6 +32,7 @@ import functools
 import json
 import math
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -765,6 +766,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the PostgreSQL database for the next run (the SQLite file is always kept)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM as an exception, so that the cleanup (databases, files) in finally runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    version = slamon_version()  # before the runs: the checkout may change under them
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     p = make_params(args.tz)
     csv_path = ensure_csv(args.rows, args.seed, args.data_dir, args.tz)
@@ -825,7 +829,9 @@ def main(argv: list[str] | None = None) -> int:
         f" (1/5/15 min) before: {loads[0]}, after: {loads[-1]}; SQLite"
         f" {sqlite3.sqlite_version}; DuckDB {duckdb.__version__}{pg_info}"
     )
-    print(f"slamon: {slamon_version()}")
+    print(f"slamon: {version}")
+    if slamon_version() != version:
+        print(f"!!! slamon changed during the run: now {slamon_version()}; figures are mixed !!!")
     print()
     _print_results(setups, timings)
     _print_sample(state)
