@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from fakes.clock import Sleeper
 from fakes.freshdesk import FakeFreshdesk
 from helpers import make_config
 from slamon import sources as sources_mod
@@ -72,21 +73,6 @@ def rows(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         found = conn.execute(select(complaints).where(complaints.c.source == "fd"))
         return {r.external_id: r for r in found}
-
-
-class Sleeper:
-    """A fake clock: sleeping advances it instantly."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-        self.now = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def run_sync(engine: Engine, cfg, sleep: Sleeper | None = None, on_page=None, now=NOW):

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
 import slamon.connectors.jira  # noqa: F401  (registers the "jira" kind)
+from fakes.clock import Sleeper
 from fakes.jira import EMAIL, PAT, TOKEN, FakeJira
 from helpers import make_config
 from slamon import sources as sources_mod
@@ -73,21 +74,6 @@ def config(engine: Engine, api: FakeJira, **extra: Any):
         source.update(pat_env="JIRA_PAT")
     source.update(extra)
     return make_config(str(engine.url), sources={"jr": source})
-
-
-class Sleeper:
-    """A fake clock: sleeping advances it instantly."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-        self.now = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def run_sync(engine: Engine, cfg, sleep: Sleeper | None = None, on_page=None, now=None):

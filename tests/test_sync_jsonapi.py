@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from sqlalchemy import Engine, select
 
+from fakes.clock import Sleeper
 from fakes.jsonapi import FakeHomegrown
 from helpers import make_config
 from slamon import sources as sources_mod
@@ -140,21 +141,6 @@ def held(engine: Engine) -> dict[str, dict[str, Any]]:
             }
             for r in rows
         }
-
-
-class Sleeper:
-    """A fake clock: sleeping advances it instantly."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-        self.now = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def run_sync(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 import slamon.connectors.zendesk  # noqa: F401  (registers the kind)
+from fakes.clock import Sleeper
 from fakes.zendesk import GROUPS, FakeZendesk
 from helpers import make_config
 from slamon import sources as sources_mod
@@ -63,21 +64,6 @@ def config(engine: Engine, zd: FakeZendesk, **extra: Any) -> Config:
         source.update(email=EMAIL, token_env="ZD_TOKEN")
     source.update(extra)
     return make_config(str(engine.url), sources={"zd": source})
-
-
-class Sleeper:
-    """A fake clock: sleeping advances it instantly."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-        self.now = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def run_sync(
