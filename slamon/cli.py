@@ -577,6 +577,244 @@ def demo_cmd(db_path: Path, as_of: str | None) -> None:
     out.print(run.next_steps, markup=False)
 
 
+# --- alerts -------------------------------------------------------------------------------
+
+
+@cli.group("alerts")
+def alerts_group() -> None:
+    """Alerts when a service level slips: evaluate, list, history, silences."""
+
+
+def _local(value: datetime | None, cfg: Config) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(cfg.settings.service_level.zone).strftime("%Y-%m-%d %H:%M")
+
+
+@alerts_group.command("check")
+@click.option("--as-of", "as_of", help="Evaluate as of this instant (ISO 8601). Default: now.")
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; write and send nothing.")
+@click.option("--no-deliver", is_flag=True, help="Record and queue, but leave sending for later.")
+@handled
+def alerts_check(as_of: str | None, dry_run: bool, no_deliver: bool) -> None:
+    """Evaluate the rules, record what changed and deliver the notifications."""
+    from slamon.alerts import engine as alerts_engine
+
+    st = state()
+    cfg = st.config
+    at = _parse_as_of(as_of, cfg)
+    result = alerts_engine.check(
+        st.migrated_engine(), cfg, at, clock.now, dry_run=dry_run, deliver=not no_deliver
+    )
+    firing = sum(1 for f in result.findings if f.observation.value == "breach")
+    out.print(
+        f"{'[dry run] ' if dry_run else ''}evaluated {len(result.findings)} alerts as of"
+        f" {_local(at, cfg)}: {firing} breaching, {len(result.transitions)} changed,"
+        f" {len(result.queued)} messages queued",
+        markup=False,
+    )
+    for reason in result.held:
+        out.print(f"held (alerts keep their state): {reason}", markup=False)
+    for key, before, after in result.transitions:
+        out.print(f"  {key}: {before} -> {after}", markup=False)
+    for msg in result.queued:
+        to = msg.recipient or f"[{msg.channel}]"
+        out.print(f"  {'would send' if dry_run else 'queued'} to {to}: {msg.subject}", markup=False)
+        if dry_run:
+            text = msg.body.get("text") if isinstance(msg.body.get("text"), str) else None
+            out.print(text or json.dumps(msg.body, ensure_ascii=False, indent=2), markup=False)
+    d = result.delivery
+    if d is not None:
+        out.print(f"delivered {d.sent}, retrying {d.retrying}, failed {d.failed}", markup=False)
+        for line in d.errors:
+            err.print(f"delivery: {line}", markup=False)
+        if d.failed:
+            raise SystemExit(1)
+
+
+@alerts_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the alerts that are ok.")
+@handled
+def alerts_list(show_all: bool) -> None:
+    """Current alert states: firing and pending first."""
+    from sqlalchemy import select
+
+    from slamon.store.models import alert_states
+
+    st = state()
+    cfg = st.config
+    order = {"firing": 0, "pending": 1, "resolved": 2, "ok": 3}
+    with st.migrated_engine().connect() as conn:
+        rows = list(conn.execute(select(alert_states)))
+    rows = [r for r in rows if show_all or r.status in ("firing", "pending")]
+    rows.sort(key=lambda r: (order.get(r.status, 9), r.key))
+    if not rows:
+        out.print("no alerts firing or pending" if not show_all else "no alerts evaluated yet")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("status", "alert", "level", "target", "matured", "since", "seen"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            Text(r.status),
+            Text(r.key),
+            Text("-" if r.share is None else f"{r.share * 100:.1f} %"),
+            Text("-" if r.target is None else f"{r.target * 100:.0f} %"),
+            Text("-" if r.matured is None else str(r.matured)),
+            Text(_local(r.since, cfg)),
+            Text(r.observation),
+        )
+    out.print(table)
+
+
+@alerts_group.command("history")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@handled
+def alerts_history(limit: int) -> None:
+    """The latest status changes, newest first."""
+    from sqlalchemy import select
+
+    from slamon.store.models import alert_transitions as t
+
+    st = state()
+    cfg = st.config
+    with st.migrated_engine().connect() as conn:
+        rows = list(conn.execute(select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)))
+    if not rows:
+        out.print("no alert has changed state yet")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("at", "alert", "from", "to", "level", "episode"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            Text(_local(r.at, cfg)),
+            Text(r.key),
+            Text(r.from_status),
+            Text(r.to_status),
+            Text("-" if r.share is None else f"{r.share * 100:.1f} %"),
+            Text(str(r.episode_id or "-")),
+        )
+    out.print(table)
+
+
+def _parse_match(values: tuple[str, ...], everything: bool) -> dict[str, str]:
+    from slamon.domain import SEGMENT_FIELDS
+
+    if everything and values:
+        raise UsageError("give --match or --all, not both")
+    if not everything and not values:
+        raise UsageError("say what to silence: --match FIELD=VALUE (repeatable) or --all")
+    match: dict[str, str] = {}
+    for value in values:
+        name, sep, wanted = value.partition("=")
+        if not sep or name not in SEGMENT_FIELDS:
+            raise UsageError(
+                f"--match {value!r}: use FIELD=VALUE with FIELD one of {', '.join(SEGMENT_FIELDS)}"
+            )
+        match[name] = wanted
+    return match
+
+
+@alerts_group.command("silence")
+@click.option("--match", "matches", multiple=True, help="FIELD=VALUE an alert must have.")
+@click.option("--all", "everything", is_flag=True, help="Silence every alert.")
+@click.option("--for", "duration", required=True, help='How long, e.g. "4h", "2d".')
+@click.option("--reason", required=True, help="Why (shown in `alerts silences`).")
+@handled
+def alerts_silence(matches: tuple[str, ...], everything: bool, duration: str, reason: str) -> None:
+    """Hold back notifications of matching alerts for a while (states still change)."""
+    from sqlalchemy import insert
+
+    from slamon.config import parse_duration
+    from slamon.store.engine import write_transaction
+    from slamon.store.models import silences
+
+    match = _parse_match(matches, everything)
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise UsageError(f"--for: {exc}") from None
+    if length <= timedelta(0):
+        raise UsageError("--for must be longer than 0s")
+    st = state()
+    now = clock.now()
+    with write_transaction(st.migrated_engine()) as conn:
+        silence_id = conn.execute(
+            insert(silences)
+            .values(
+                match=json.dumps(match, sort_keys=True),
+                starts_at=now,
+                ends_at=now + length,
+                reason=reason,
+                created_by=os.environ.get("USER", ""),
+            )
+            .returning(silences.c.id)
+        ).scalar_one()
+    what = ", ".join(f"{k}={v}" for k, v in match.items()) or "every alert"
+    out.print(f"silence {silence_id}: {what} until {_local(now + length, st.config)}", markup=False)
+
+
+@alerts_group.command("silences")
+@click.option("--expired", is_flag=True, help="Also the silences that have ended.")
+@handled
+def alerts_silences(expired: bool) -> None:
+    """The silences in force (and, with --expired, the ended ones)."""
+    from sqlalchemy import select
+
+    from slamon.store.models import silences
+
+    st = state()
+    now = clock.now()
+    with st.migrated_engine().connect() as conn:
+        rows = list(conn.execute(select(silences).order_by(silences.c.id)))
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("id", "match", "until", "reason", "by", "state"):
+        table.add_column(col)
+    shown = 0
+    for r in rows:
+        active = r.cancelled_at is None and r.starts_at <= now < r.ends_at
+        if not active and not expired:
+            continue
+        shown += 1
+        label = "active" if active else ("lifted" if r.cancelled_at else "expired")
+        match = json.loads(r.match)
+        table.add_row(
+            Text(str(r.id)),
+            Text(", ".join(f"{k}={v}" for k, v in match.items()) or "(all)"),
+            Text(_local(r.ends_at, st.config)),
+            Text(r.reason),
+            Text(r.created_by),
+            Text(label),
+        )
+    if not shown:
+        out.print("no silences in force")
+        return
+    out.print(table)
+
+
+@alerts_group.command("unsilence")
+@click.argument("silence_id", type=int)
+@handled
+def alerts_unsilence(silence_id: int) -> None:
+    """Lift a silence before it ends."""
+    from sqlalchemy import update
+
+    from slamon.store.engine import write_transaction
+    from slamon.store.models import silences
+
+    st = state()
+    with write_transaction(st.migrated_engine()) as conn:
+        done = conn.execute(
+            update(silences)
+            .where(silences.c.id == silence_id, silences.c.cancelled_at.is_(None))
+            .values(cancelled_at=clock.now())
+        ).rowcount
+    if not done:
+        raise UsageError(f"no silence {silence_id} in force")
+    out.print(f"silence {silence_id} lifted")
+
+
 def main() -> None:
     cli(prog_name="slamon")
 

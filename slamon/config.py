@@ -15,18 +15,20 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -34,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from slamon.domain import Closure, DayMode
+from slamon.domain import SEGMENT_FIELDS, Closure, DayMode
 from slamon.errors import ConfigError
 from slamon.servicelevel.deadlines import WorkCalendar
 from slamon.store.engine import mask_url
@@ -190,11 +192,208 @@ class ImportSettings(_Section):
         return cleaned
 
 
+_DURATION = re.compile(r"\s*(\d+)\s*([smhdw])\s*")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """ "90s", "30m", "6h", "2d", "1w", or several joined ("1h30m")."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError('must be a duration such as "30m", "6h" or "2d"')
+    pos, seconds = 0, 0
+    while pos < len(value):
+        m = _DURATION.match(value, pos)
+        if m is None:
+            raise ValueError(f'{value!r} is not a duration such as "30m", "6h" or "2d"')
+        seconds += int(m[1]) * _DURATION_UNITS[m[2]]
+        pos = m.end()
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: _show(d))
+]
+
+
+def _show(d: timedelta) -> str:
+    """A duration as config text, largest units first ("1d6h")."""
+    total, parts = int(d.total_seconds()), []
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if total >= size:
+            parts.append(f"{total // size}{unit}")
+            total %= size
+    return "".join(parts) or "0s"
+
+
+_EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
+
+
+def _address(value: str) -> str:
+    if not _EMAIL.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not an email address like name@example.com")
+    return value.strip()
+
+
+EmailAddress = Annotated[str, AfterValidator(_address)]
+
+
+def _segment_match(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if name not in SEGMENT_FIELDS:
+            raise PydanticCustomError(
+                "slamon",
+                "{name}: not a segment field (use {fields})",
+                {"name": name, "fields": ", ".join(SEGMENT_FIELDS)},
+            )
+    return value
+
+
+SegmentMatch = Annotated[dict[str, str], AfterValidator(_segment_match)]
+
+
+class EmailSettings(_Section):
+    """The SMTP server alerts and digests are sent through."""
+
+    host: str = "localhost"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    #: starttls (port 587), tls (implicit TLS, port 465) or none (a local relay only).
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    sender: EmailAddress | None = None
+    sender_name: str = "slamon"
+    timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class OutboxSettings(_Section):
+    """How the outbox delivers."""
+
+    #: A message claimed longer ago than this belongs to a sender that died: it is sent again
+    #: (the one window where a duplicate is possible; it carries the same Message-ID).
+    claim_timeout: Duration = timedelta(minutes=10)
+    #: Attempts before a message is marked failed (with backoff from 30 s up to 1 h).
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    #: Delivered and failed messages are deleted after this long (housekeeping).
+    keep: Duration = timedelta(days=90)
+
+
+class ChannelSettings(_Section):
+    """Where notifications go: an email list or a webhook."""
+
+    kind: Literal["email", "webhook", "slack", "teams", "telegram"]
+    #: email: the addresses.
+    recipients: tuple[EmailAddress, ...] = ()
+    #: webhook, slack (also Mattermost, Rocket.Chat), teams: the URL, usually a secret.
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    #: telegram: the bot token (a secret) and the chat to post in.
+    token_env: str | None = None
+    token_file: Path | None = None
+    chat_id: str | None = None
+    #: telegram: the Bot API address (a local Bot API server, or a test's)
+    api_url: str = "https://api.telegram.org"
+    #: webhook: signs the body with HMAC-SHA256 in the X-Slamon-Signature header.
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    timeout: float = Field(default=15.0, gt=0, le=600)
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ChannelSettings:
+        urls = [k for k in ("url", "url_env", "url_file") if getattr(self, k) is not None]
+        if self.kind == "email":
+            if not self.recipients:
+                raise ValueError("an email channel needs recipients")
+            if urls:
+                raise ValueError("an email channel takes recipients, not a url")
+        elif self.kind == "telegram":
+            if self.token_env is None and self.token_file is None:
+                raise ValueError("a telegram channel needs token_env or token_file")
+            if not self.chat_id:
+                raise ValueError("a telegram channel needs chat_id")
+        else:
+            if len(urls) != 1:
+                raise ValueError(f"a {self.kind} channel needs one of url, url_env, url_file")
+            if self.url is not None and not self.url.startswith(("https://", "http://")):
+                raise ValueError("url must start with https:// (or http://)")
+        if self.kind != "email" and self.recipients:
+            raise ValueError(f"a {self.kind} channel has no recipients (that is for email)")
+        return self
+
+
+class AlertOverride(_Section):
+    match: SegmentMatch
+    targets: dict[str, float]
+
+
+class AlertRoute(_Section):
+    #: Segment values the alert must have (empty: every alert, the total and stale sources too).
+    match: SegmentMatch = Field(default_factory=dict)
+    channels: tuple[str, ...]
+
+
+class AlertSettings(_Section):
+    enabled: bool = True
+    #: The cohort: complaints created in the last window_days local days (matured ones count).
+    window_days: int = Field(default=28, ge=1, le=366)
+    #: The segments judged one by one, besides the total.
+    by: tuple[str, ...] = ("queue",)
+    #: The thresholds alerted on (default: all of service_level.thresholds).
+    thresholds: tuple[int, ...] | None = None
+    #: No verdict under this many matured complaints in the window.
+    min_matured: int = Field(default=30, ge=1)
+    #: wilson: fire only when the whole 95 % interval lies below the target; point: share < target.
+    significance: Literal["wilson", "point"] = "wilson"
+    #: Breaching runs before an alert fires, and healthy runs before it resolves.
+    pending_evaluations: int = Field(default=2, ge=1, le=100)
+    recover_evaluations: int = Field(default=2, ge=1, le=100)
+    #: Percentage points above the target the level must reach to count as healthy again.
+    recovery_margin_points: float = Field(default=0.0, ge=0, le=50)
+    repeat_every: Duration = timedelta(hours=24)
+    #: Trend rule: the level dropped this many points against the previous window (0: off).
+    drop_points: float = Field(default=10.0, ge=0, le=100)
+    #: Early warning: open complaints whose deadline falls within this time (0s: off).
+    warn_within: Duration = timedelta(hours=24)
+    #: How many at-risk complaints a warning lists.
+    warn_list: int = Field(default=10, ge=0, le=200)
+    #: A configured source without a successful sync for this long raises its own alert.
+    stale_after: Duration = timedelta(hours=6)
+    overrides: tuple[AlertOverride, ...] = ()
+    #: Which alerts go to which channels; with no routes every alert goes to every channel.
+    routes: tuple[AlertRoute, ...] = ()
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in SEGMENT_FIELDS:
+                raise ValueError(f"{name!r} is not a segment field ({', '.join(SEGMENT_FIELDS)})")
+        return tuple(dict.fromkeys(value))
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     service_level: ServiceLevelSettings = ServiceLevelSettings()
     calendar: CalendarSettings = CalendarSettings()
     import_: ImportSettings = Field(default=ImportSettings(), alias="import")
+    email: EmailSettings = EmailSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    #: [channels.NAME] tables: where alerts are sent.
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    alerts: AlertSettings = AlertSettings()
     #: [sources.NAME] tables, validated by their connector kind (see Config.sources).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -209,6 +408,40 @@ class Settings(_Section):
                     {"name": name},
                 )
         return value
+
+    @model_validator(mode="after")
+    def _alerts_fit(self) -> Settings:
+        thresholds = self.service_level.thresholds
+        alerts = self.alerts
+        for n in alerts.thresholds or ():
+            if n not in thresholds:
+                raise PydanticCustomError(
+                    "slamon",
+                    "alerts.thresholds: {n} is not one of service_level.thresholds",
+                    {"n": n},
+                )
+        for i, override in enumerate(alerts.overrides):
+            for key, target in override.targets.items():
+                if not key.isdigit() or int(key) not in thresholds or not 0 < target <= 1:
+                    raise PydanticCustomError(
+                        "slamon",
+                        "alerts.overrides.{i}.targets.{key}: a threshold of"
+                        " service_level.thresholds with a share between 0 and 1",
+                        {"i": i, "key": key},
+                    )
+        for i, route in enumerate(alerts.routes):
+            for name in route.channels:
+                if name not in self.channels:
+                    raise PydanticCustomError(
+                        "slamon",
+                        "alerts.routes.{i}.channels: no [channels.{name}] table",
+                        {"i": i, "name": name},
+                    )
+        if any(c.kind == "email" for c in self.channels.values()) and self.email.sender is None:
+            raise PydanticCustomError(
+                "slamon", "email.sender: is required when a channel sends email", {}
+            )
+        return self
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -353,7 +586,7 @@ def _errors_to_text(label: str, exc: ValidationError, prefix: tuple[str, ...] = 
         message = _message(err)
         if err["type"] == "slamon" and ": " in message:
             sub, message = message.split(": ", 1)
-            where = f"{where}.{sub}"
+            where = sub if not loc else f"{where}.{sub}"
         lines.append(f"{label}: {where}: {message}")
     return "\n".join(lines)
 

@@ -122,3 +122,39 @@ def deadline(
 @lru_cache(maxsize=1)
 def _weekdays() -> WorkCalendar:
     return WorkCalendar()
+
+
+def creations_due(
+    at: datetime,
+    within: timedelta,
+    n: int,
+    mode: DayMode,
+    tz: ZoneInfo,
+    calendar: WorkCalendar | None = None,
+) -> tuple[datetime, datetime] | None:
+    """The creation instants [start, stop) whose N-day deadline falls in (at, at + within]:
+    the complaints that, open now, become late within ``within``. None when there are none.
+
+    Deadlines never decrease as creation moves later, so the answer is one range."""
+    if within <= timedelta(0):
+        return None
+    end = at + within
+    if mode is DayMode.ELAPSED:
+        second = timedelta(seconds=1)
+        return (at - timedelta(days=n) + second, end - timedelta(days=n) + second)
+    today = local_date(at, tz)
+    first: date | None = None
+    last: date | None = None
+    # a deadline day is at least n days after creation, at most n working days plus holidays
+    day = today - timedelta(days=3 * n + 40)
+    while day <= local_date(end, tz):
+        dl = start_of_local_day(deadline_day(day, n, mode, calendar) + _ONE_DAY, tz)
+        if at < dl <= end:
+            first = first or day
+            last = day
+        elif dl > end:
+            break
+        day += _ONE_DAY
+    if first is None or last is None:
+        return None
+    return start_of_local_day(first, tz), start_of_local_day(last + _ONE_DAY, tz)

@@ -6,7 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from slamon.store.types import Instant
@@ -74,5 +86,148 @@ class Complaint(Base):
     changed_at: Mapped[datetime] = mapped_column(Instant)
 
 
+class AlertState(Base):
+    """The current state of one alert (a rule x threshold x segment), one row per key."""
+
+    __tablename__ = "alert_states"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(20))
+    threshold: Mapped[int | None] = mapped_column(Integer)
+    segment_field: Mapped[str] = mapped_column(String(20), default="")
+    segment_value: Mapped[str] = mapped_column(Text, default="")
+    #: ok, pending, firing or resolved (resolved behaves as ok)
+    status: Mapped[str] = mapped_column(String(10))
+    #: consecutive breaching runs while pending, healthy runs while firing
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    since: Mapped[datetime] = mapped_column(Instant)
+    episode_id: Mapped[int | None] = mapped_column(Integer)
+    #: the open episode's firing notice is out (False: held back by a silence, still owed)
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_notice_at: Mapped[datetime | None] = mapped_column(Instant)
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+    evaluated_at: Mapped[datetime] = mapped_column(Instant)
+    #: what the last evaluation saw (breach, healthy, between, no_verdict, held)
+    observation: Mapped[str] = mapped_column(String(20))
+    share: Mapped[float | None] = mapped_column(Float)
+    target: Mapped[float | None] = mapped_column(Float)
+    matured: Mapped[int | None] = mapped_column(Integer)
+    #: the rule's own figures and words (JSON text)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AlertEpisode(Base):
+    """One firing of an alert, from firing to resolved."""
+
+    __tablename__ = "alert_episodes"
+    __table_args__ = (Index("ix_alert_episodes_key", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    fired_at: Mapped[datetime] = mapped_column(Instant)
+    resolved_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class AlertTransition(Base):
+    """A status change of an alert, written with the outbox rows it causes."""
+
+    __tablename__ = "alert_transitions"
+    __table_args__ = (Index("ix_alert_transitions_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    episode_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(Instant)
+    from_status: Mapped[str] = mapped_column(String(10))
+    to_status: Mapped[str] = mapped_column(String(10))
+    share: Mapped[float | None] = mapped_column(Float)
+    target: Mapped[float | None] = mapped_column(Float)
+    matured: Mapped[int | None] = mapped_column(Integer)
+
+
+class AlertRun(Base):
+    """One evaluation of the rules: when, at which as_of, and what it did."""
+
+    __tablename__ = "alert_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(Instant)
+    started_at: Mapped[datetime] = mapped_column(Instant)
+    evaluated: Mapped[int] = mapped_column(Integer)
+    transitions: Mapped[int] = mapped_column(Integer)
+    queued: Mapped[int] = mapped_column(Integer)
+    #: why alerts were held (stale or failing sources), or empty
+    held: Mapped[str] = mapped_column(Text, default="")
+
+
+class Silence(Base):
+    """Notifications for matching alerts are held back until ends_at."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    #: segment values an alert must have (JSON object text; {} silences everything)
+    match: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(Instant)
+    ends_at: Mapped[datetime] = mapped_column(Instant)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text, default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Outbox(Base):
+    """A message to deliver. Written in the transaction that decides it; a sender claims it with
+    a conditional UPDATE (pending -> sending), sends, and records the outcome."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    #: what the message is for (alert run + channel + recipient, digest slot + recipient):
+    #: deciding the same message twice inserts nothing
+    dedupe_key: Mapped[str] = mapped_column(String(400))
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(100))
+    #: an email address, or "" for a webhook channel
+    recipient: Mapped[str] = mapped_column(Text, default="")
+    #: stable across re-sends, so a duplicate after a crash folds in mail clients
+    message_id: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(Text)
+    #: the rendered message (JSON text: text, html, images, thread references or a webhook body)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    #: pending, sending, sent or failed (gave up after max attempts)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Instant)
+    claimed_at: Mapped[datetime | None] = mapped_column(Instant)
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    sent_at: Mapped[datetime | None] = mapped_column(Instant)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestSlot(Base):
+    """A digest's schedule slot, claimed once before its messages are queued."""
+
+    __tablename__ = "digest_slots"
+    __table_args__ = (PrimaryKeyConstraint("name", "slot"),)
+
+    name: Mapped[str] = mapped_column(String(100))
+    slot: Mapped[datetime] = mapped_column(Instant)
+    claimed_at: Mapped[datetime] = mapped_column(Instant)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
 complaints = cast(Table, Complaint.__table__)
 sources = cast(Table, Source.__table__)
+alert_states = cast(Table, AlertState.__table__)
+alert_episodes = cast(Table, AlertEpisode.__table__)
+alert_transitions = cast(Table, AlertTransition.__table__)
+alert_runs = cast(Table, AlertRun.__table__)
+silences = cast(Table, Silence.__table__)
+outbox = cast(Table, Outbox.__table__)
+digest_slots = cast(Table, DigestSlot.__table__)
