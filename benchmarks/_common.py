@@ -37,6 +37,12 @@ def slamon_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "slamon"]
 
 
+def _git(where: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(where), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def slamon_version() -> str:
     """The slamon being measured: its version, and the commit of its checkout when it has one."""
     import slamon
@@ -44,21 +50,30 @@ def slamon_version() -> str:
     where = Path(slamon.__file__).resolve().parent.parent
     text = f"{slamon.__version__} from {where}"
     try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--", "slamon", "migrations"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = _git(where, "rev-parse", "--short", "HEAD").strip()
+        dirty = _git(where, "status", "--porcelain", "--", "slamon", "migrations").strip()
     except (OSError, subprocess.CalledProcessError):
         return text
     return f"{text}, commit {head}" + (" + local changes" if dirty else "")
+
+
+def slamon_fingerprint() -> str:
+    """What decides the figures: the code under slamon/ and migrations/ (committed trees, local
+    changes and untracked files), not the commit: a commit elsewhere changes nothing measured."""
+    import hashlib
+
+    import slamon
+
+    where = Path(slamon.__file__).resolve().parent.parent
+    try:
+        parts = [
+            _git(where, "rev-parse", "HEAD:slamon", "HEAD:migrations"),
+            _git(where, "diff", "HEAD", "--", "slamon", "migrations"),
+            _git(where, "ls-files", "--others", "--exclude-standard", "--", "slamon", "migrations"),
+        ]
+    except (OSError, subprocess.CalledProcessError):
+        return slamon_version()
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def ensure_csv(rows: int, seed: int, data_dir: Path, tz: str) -> Path:

@@ -38,6 +38,7 @@ from _common import (
     remove_sqlite,
     run_child,
     slamon_command,
+    slamon_fingerprint,
     slamon_version,
     write_config,
 )
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.profile:
         args.rounds = 1
-    version = slamon_version()  # before the runs: the checkout may change under them
+    # before the runs: the checkout may change under them
+    version, fingerprint = slamon_version(), slamon_fingerprint()
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     sizes = sorted({args.rows, *([args.small_rows] if args.small_rows > 0 else [])})
     files = {n: ensure_csv(n, args.seed, args.data_dir, args.tz) for n in sizes}
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         f" cores; load average (1/5/15 min) before: {loads[0]}, after: {loads[-1]}"
     )
     print(f"slamon: {version}")
-    if slamon_version() != version:
+    if slamon_fingerprint() != fingerprint:
         print(f"!!! slamon changed during the run: now {slamon_version()}; figures are mixed !!!")
     if args.profile:
         print("(under cProfile: times are inflated, read them only relative to each other)")

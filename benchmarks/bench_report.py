@@ -63,6 +63,7 @@ from _common import (
     remove_sqlite,
     run_child,
     slamon_command,
+    slamon_fingerprint,
     slamon_version,
     write_config,
 )
@@ -768,7 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM as an exception, so that the cleanup (databases, files) in finally runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    version = slamon_version()  # before the runs: the checkout may change under them
+    # before the runs: the checkout may change under them
+    version, fingerprint = slamon_version(), slamon_fingerprint()
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     p = make_params(args.tz)
     csv_path = ensure_csv(args.rows, args.seed, args.data_dir, args.tz)
@@ -830,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {sqlite3.sqlite_version}; DuckDB {duckdb.__version__}{pg_info}"
     )
     print(f"slamon: {version}")
-    if slamon_version() != version:
+    if slamon_fingerprint() != fingerprint:
         print(f"!!! slamon changed during the run: now {slamon_version()}; figures are mixed !!!")
     print()
     _print_results(setups, timings)
