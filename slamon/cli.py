@@ -574,7 +574,52 @@ def demo_cmd(db_path: Path, as_of: str | None) -> None:
     for line in run.findings:
         out.print(line, markup=False)
     out.print()
+    _demo_alerts(run.config, when.astimezone(UTC), db_path)
     out.print(run.next_steps, markup=False)
+
+
+def _demo_alerts(cfg: Config, at: datetime, db_path: Path) -> None:
+    """The alerts the demo's data raises now (judged, not recorded: nothing is sent)."""
+    from slamon.alerts import engine as alerts_engine
+    from slamon.alerts import messages
+    from slamon.alerts.state import Observation
+
+    engine = make_engine(cfg.database_url)
+    try:
+        findings, _ = alerts_engine.gather(engine, cfg, at)
+    finally:
+        engine.dispose()
+    tz = cfg.settings.service_level.zone
+    breaching = [f for f in findings if f.observation is Observation.BREACH]
+    if not breaching:
+        out.print("Alerts: every level is within its target (Wilson rule).", markup=False)
+    else:
+        out.print(
+            "Alerts these levels would raise (the whole 95 % interval below the target):",
+            markup=False,
+        )
+    for f in breaching:
+        item = messages.Item(
+            key=f.key,
+            rule=f.rule,
+            notice=messages.Notice.FIRING,
+            threshold=f.threshold,
+            segment=f.segment,
+            since=at,
+            episode_id=0,
+            reminder=0,
+            share=f.share,
+            target=f.target,
+            matured=f.matured,
+            detail=f.detail,
+        )
+        out.print(f"  {f.rule.value}: {messages.title(item, tz)}", markup=False)
+    config_file = db_path.with_suffix(".toml")
+    out.print(
+        f"  record and send them: slamon --config {config_file.name} alerts check"
+        " (add [email] and [channels.NAME] to the demo config)\n",
+        markup=False,
+    )
 
 
 # --- alerts -------------------------------------------------------------------------------

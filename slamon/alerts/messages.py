@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 from slamon.alerts.rules import Rule, Segment
 from slamon.alerts.state import Notice
+
+__all__ = ["Item", "Notice", "render_email", "subject", "title", "webhook_body"]
 from slamon.notify import webhooks
 from slamon.notify.email import one_line
 from slamon.store.atrisk import OpenComplaint
