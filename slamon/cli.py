@@ -713,7 +713,13 @@ def alerts_list(show_all: bool) -> None:
 
 
 @alerts_group.command("history")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="How many changes to show.",
+)
 @handled
 def alerts_history(limit: int) -> None:
     """The latest status changes, newest first."""
