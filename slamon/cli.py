@@ -682,15 +682,13 @@ def alerts_check(as_of: str | None, dry_run: bool, no_deliver: bool) -> None:
 @handled
 def alerts_list(show_all: bool) -> None:
     """Current alert states: firing and pending first."""
-    from sqlalchemy import select
-
-    from slamon.store.models import alert_states
+    from slamon.store import alerts as alerts_store
 
     st = state()
     cfg = st.config
     order = {"firing": 0, "pending": 1, "resolved": 2, "ok": 3}
     with st.migrated_engine().connect() as conn:
-        rows = list(conn.execute(select(alert_states)))
+        rows = list(alerts_store.states(conn))
     rows = [r for r in rows if show_all or r.status in ("firing", "pending")]
     rows.sort(key=lambda r: (order.get(r.status, 9), r.key))
     if not rows:
@@ -723,14 +721,12 @@ def alerts_list(show_all: bool) -> None:
 @handled
 def alerts_history(limit: int) -> None:
     """The latest status changes, newest first."""
-    from sqlalchemy import select
-
-    from slamon.store.models import alert_transitions as t
+    from slamon.store import alerts as alerts_store
 
     st = state()
     cfg = st.config
     with st.migrated_engine().connect() as conn:
-        rows = list(conn.execute(select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)))
+        rows = list(alerts_store.transitions(conn, limit))
     if not rows:
         out.print("no alert has changed state yet")
         return
@@ -775,11 +771,9 @@ def _parse_match(values: tuple[str, ...], everything: bool) -> dict[str, str]:
 @handled
 def alerts_silence(matches: tuple[str, ...], everything: bool, duration: str, reason: str) -> None:
     """Hold back notifications of matching alerts for a while (states still change)."""
-    from sqlalchemy import insert
-
     from slamon.config import parse_duration
+    from slamon.store import alerts as alerts_store
     from slamon.store.engine import write_transaction
-    from slamon.store.models import silences
 
     match = _parse_match(matches, everything)
     try:
@@ -791,17 +785,9 @@ def alerts_silence(matches: tuple[str, ...], everything: bool, duration: str, re
     st = state()
     now = clock.now()
     with write_transaction(st.migrated_engine()) as conn:
-        silence_id = conn.execute(
-            insert(silences)
-            .values(
-                match=json.dumps(match, sort_keys=True),
-                starts_at=now,
-                ends_at=now + length,
-                reason=reason,
-                created_by=os.environ.get("USER", ""),
-            )
-            .returning(silences.c.id)
-        ).scalar_one()
+        silence_id = alerts_store.add_silence(
+            conn, match, now, now + length, reason, os.environ.get("USER", "")
+        )
     what = ", ".join(f"{k}={v}" for k, v in match.items()) or "every alert"
     out.print(f"silence {silence_id}: {what} until {_local(now + length, st.config)}", markup=False)
 
@@ -811,14 +797,12 @@ def alerts_silence(matches: tuple[str, ...], everything: bool, duration: str, re
 @handled
 def alerts_silences(expired: bool) -> None:
     """The silences in force (and, with --expired, the ended ones)."""
-    from sqlalchemy import select
-
-    from slamon.store.models import silences
+    from slamon.store import alerts as alerts_store
 
     st = state()
     now = clock.now()
     with st.migrated_engine().connect() as conn:
-        rows = list(conn.execute(select(silences).order_by(silences.c.id)))
+        rows = list(alerts_store.all_silences(conn))
     table = Table(box=box.SIMPLE_HEAD)
     for col in ("id", "match", "until", "reason", "by", "state"):
         table.add_column(col)
@@ -849,18 +833,12 @@ def alerts_silences(expired: bool) -> None:
 @handled
 def alerts_unsilence(silence_id: int) -> None:
     """Lift a silence before it ends."""
-    from sqlalchemy import update
-
+    from slamon.store import alerts as alerts_store
     from slamon.store.engine import write_transaction
-    from slamon.store.models import silences
 
     st = state()
     with write_transaction(st.migrated_engine()) as conn:
-        done = conn.execute(
-            update(silences)
-            .where(silences.c.id == silence_id, silences.c.cancelled_at.is_(None))
-            .values(cancelled_at=clock.now())
-        ).rowcount
+        done = alerts_store.lift_silence(conn, silence_id, clock.now())
     if not done:
         raise UsageError(f"no silence {silence_id} in force")
     out.print(f"silence {silence_id} lifted")

@@ -388,3 +388,46 @@ def test_kill_at_any_point_never_loses_and_at_most_one_duplicate(
             assert len(ids) == 1
         # the webhook got its one message in every case (it was never interrupted)
         assert len(hook.bodies) == 1
+
+
+def test_list_history_and_silences_from_the_cli(
+    tmp_path: Path, sqlite_engine: Engine, smtp: tuple[Mailbox, int], hook: WebhookReceiver
+) -> None:
+    _, port = smtp
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    load(sqlite_engine, complaints())
+    sqlite_engine.dispose()
+    path = write_toml(tmp_path / "c.toml", url, port, hook.url, {"pending_evaluations": "1"})
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "slamon", "--config", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "no alerts firing or pending" in run("alerts", "list")
+    out = run("alerts", "silence", "--match", "queue=billing", "--for", "2h", "--reason", "move")
+    assert out.startswith("silence 1: queue=billing until ")
+    assert "queue=billing" in run("alerts", "silences")
+    run("alerts", "check", "--as-of", (D0 + timedelta(days=21, hours=12)).isoformat())
+    listed = run("alerts", "list")
+    assert "level:3:queue=billing" in listed and "firing" in listed
+    assert "ok" in run("alerts", "history") and "firing" in run("alerts", "history")
+    # the silenced queue said nothing; the total (not silenced) did
+    keys = {a["key"] for _, _, body in hook.bodies for a in body["alerts"]}
+    assert keys == {"level:3:total"}
+    assert "lifted" not in run("alerts", "silences")
+    assert run("alerts", "unsilence", "1") == "silence 1 lifted\n"
+    assert "lifted" in run("alerts", "silences", "--expired")
+    bad = subprocess.run(
+        [sys.executable, "-m", "slamon", "--config", str(path), "alerts", "unsilence", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "no silence 1 in force" in bad.stderr

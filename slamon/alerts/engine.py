@@ -33,6 +33,7 @@ from slamon.errors import UsageError
 from slamon.notify import outbox
 from slamon.notify.email import message_id
 from slamon.servicelevel.deadlines import creations_due, local_date
+from slamon.store import alerts as alerts_store
 from slamon.store import atrisk
 from slamon.store.engine import write_transaction
 from slamon.store.models import (
@@ -40,7 +41,6 @@ from slamon.store.models import (
     alert_runs,
     alert_states,
     alert_transitions,
-    silences,
     sources,
 )
 
@@ -272,13 +272,6 @@ def _state(row: Any) -> State:
     )
 
 
-def active_silences(conn: Connection, at: datetime) -> list[dict[str, str]]:
-    query = select(silences.c.match).where(
-        silences.c.starts_at <= at, silences.c.ends_at > at, silences.c.cancelled_at.is_(None)
-    )
-    return [json.loads(m) for m in conn.execute(query).scalars()]
-
-
 def _matches(match: dict[str, str], segment: Segment) -> bool:
     return match.items() <= segment.labels.items()
 
@@ -339,7 +332,8 @@ def _record(
         settings.pending_evaluations, settings.recover_evaluations, settings.repeat_every
     )
     states = {row.key: row for row in conn.execute(select(alert_states))}
-    muted = active_silences(conn, at)
+    # silences are kept in wall-clock time: they hold back what is sent now, whatever as_of is
+    muted = alerts_store.active_silences(conn, started)
     run_id = conn.execute(
         insert(alert_runs)
         .values(at=at, started_at=started, evaluated=0, transitions=0, queued=0, held="")
