@@ -2,8 +2,9 @@
 
 The templates are Jinja2 files (templates/ in a checkout, slamon/_templates in the wheel):
 autoescaped HTML, strict about undefined names, and every expression they print passes through
-``_inert`` first, so text from the ticket systems (subjects, queue names) cannot break a line
-of the plain text or smuggle a control character into either part. The trend is drawn with
+``_finalize`` first, so text from the ticket systems (subjects, queue names) cannot break a line
+of the plain text or smuggle a control or bidi character into either part; only http(s) URLs
+become links. The trend is drawn with
 table cells (Outlook and Gmail show them; no images, no scripts, no web fonts).
 """
 
@@ -116,7 +117,6 @@ class View:
         self.ctx = ctx
         self.m = Messages(ctx.locale)
         self.zone = ZoneInfo(ctx.timezone)
-        self.colours = COLOURS
 
     # --- periods ---
 
