@@ -164,8 +164,9 @@ What next:
   3. slamon import export.csv --source crm     (CSV or JSONL export of your ticket system)
   4. slamon report --period week --by queue     (--format json or csv for your own tools)
 Explore this demo: slamon --config {config} report --period week --by queue
-The weekly digest managers would get by mail: {digest} (open it in a browser); the delivery
-queue's, in Russian: slamon --config {config} digest preview delivery-ru --out digest-ru.html
+The weekly digest managers would get by mail: {digest} (open it in a browser).
+The delivery queue's, in Russian:
+  slamon --config {config} digest preview delivery-ru --out digest-ru.html
 """
 
 
