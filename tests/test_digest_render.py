@@ -344,7 +344,7 @@ def test_trend_is_drawn_as_table_bars() -> None:
         "#24292f",
         "#1a7f37",
     ]
-    assert "✔74.0%" in first
+    assert ">✔74.0</div>" in first
     empty = bars[3]  # the week with nothing judged: no fill, a dash
     assert "—" in empty and "#1a7f37" not in empty and "#c62828" not in empty
     text = render(fixed_context("en")).text

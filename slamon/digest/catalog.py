@@ -64,8 +64,8 @@ EN: dict[str, Message] = {
     "trend.title.week": _en("Trend over the last {n} week", "Trend over the last {n} weeks"),
     "trend.title.month": _en("Trend over the last {n} month", "Trend over the last {n} months"),
     "trend.target": "target {target} (dark mark)",
-    "trend.legend": "Each bar: the share of the complaints created in that period that closed in"
-    " time, counted once their deadline passed; ✔ met, ✘ missed the target.",
+    "trend.legend": "Each bar: the share (%) of the complaints created in that period that closed"
+    " in time, counted once their deadline passed; ✔ met, ✘ missed the target.",
     "trend.legend_text": "█ share closed in time, │ the target; ✔ met, ✘ missed.",
     "breakdown.title": "By {by}, worst first",
     "breakdown.open": "Open",
@@ -167,8 +167,8 @@ RU: dict[str, Message] = {
         "Динамика за {n} месяц", "Динамика за {n} месяца", "Динамика за {n} месяцев"
     ),
     "trend.target": "цель {target} (тёмная черта)",
-    "trend.legend": "Столбик — доля жалоб, созданных в этот период и закрытых в срок, среди тех,"
-    " чей срок уже истёк; ✔ цель достигнута, ✘ нет.",
+    "trend.legend": "Столбик — доля (%) жалоб, созданных в этот период и закрытых в срок, среди"
+    " тех, чей срок уже истёк; ✔ цель достигнута, ✘ нет.",
     "trend.legend_text": "█ доля закрытых в срок, │ цель; ✔ достигнута, ✘ нет.",
     "breakdown.title": "Разбивка: {by} (сначала худшие)",
     "breakdown.open": "Открыто",

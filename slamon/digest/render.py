@@ -225,6 +225,13 @@ class View:
                 cells.append((bottom - split, fill))
         return [(height, colour) for height, colour in cells if height > 0]
 
+    def bar_label(self, level: LevelFigure) -> str:
+        """Above a bar: the symbol and the share in percent without its sign ("✘69,4"); the
+        legend says the bars are percentages. Narrow enough for ten bars on a phone."""
+        if level.share is None:
+            return DASH
+        return f"{self.symbol(level)}{self.m.decimal(level.share * 100)}"
+
     def bar_text(self, level: LevelFigure, width: int = 20) -> str:
         """A text bar: █ for the share, ░ for the rest, │ at the target."""
         if level.share is None:
