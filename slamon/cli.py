@@ -541,6 +541,41 @@ def sources_cmd(fmt: str) -> None:
     out.print(table)
 
 
+# --- digest -------------------------------------------------------------------------------
+
+
+@cli.group("digest")
+def digest_group() -> None:
+    """Manager digests: the service level summary configured as [digests.NAME]."""
+
+
+@digest_group.command("preview")
+@click.argument("name")
+@click.option("--as-of", "as_of", help="Build it as of this instant (ISO 8601). Default: now.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The HTML file to write (replaced atomically; nothing else is written).",
+)
+@handled
+def digest_preview(name: str, as_of: str | None, out_path: Path) -> None:
+    """Write digest NAME as the HTML part of its email, without sending anything."""
+    from slamon import digest
+
+    st = state()
+    cfg = st.config
+    cfg.digest(name)  # an unknown name fails before the database is opened
+    when = _parse_as_of(as_of, cfg)
+    engine = st.migrated_engine()
+    rendered = digest.render(digest.build_context(engine, cfg, name, when))
+    with _atomic_output(out_path) as fh:
+        fh.write(rendered.html)
+    size = len(rendered.html.encode("utf-8"))
+    out.print(f"{out_path}: {size / 1024:.1f} KB, subject: {rendered.subject}", markup=False)
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -575,6 +610,8 @@ def demo_cmd(db_path: Path, as_of: str | None) -> None:
         out.print(line, markup=False)
     out.print()
     _demo_alerts(run.config, when.astimezone(UTC), db_path)
+    out.print(f"Digest preview: {run.digest_path} (subject: {run.digest_subject})", markup=False)
+    out.print()
     out.print(run.next_steps, markup=False)
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,7 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from slamon.domain import SEGMENT_FIELDS, Closure, DayMode
-from slamon.errors import ConfigError
+from slamon.errors import ConfigError, UsageError
 from slamon.servicelevel.deadlines import WorkCalendar
 from slamon.store.engine import mask_url
 
@@ -384,6 +385,91 @@ class AlertSettings(_Section):
         return tuple(dict.fromkeys(value))
 
 
+_NUMERIC_WEEKDAY = re.compile(r"\d")
+
+
+def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """The APScheduler trigger of a digest schedule (five crontab fields, weekdays by name)."""
+    return CronTrigger.from_crontab(expression, timezone=zone)
+
+
+class DigestSettings(_Section):
+    """One [digests.NAME] table: who gets which summary, when, in which language."""
+
+    #: When to send: a crontab expression (minute hour day-of-month month day-of-week) read in
+    #: ``timezone``; weekdays are written by name (mon-sun).
+    schedule: str
+    #: Local time of the schedule and of the period's boundaries; default service_level.timezone.
+    timezone: TimeZoneName | None = None
+    locale: Literal["ru", "en"] = "en"
+    recipients: tuple[EmailAddress, ...]
+    #: Only complaints with these segment values (a manager of the billing queue sees billing).
+    scope: SegmentMatch = Field(default_factory=dict)
+    #: The segments of the breakdown.
+    by: tuple[str, ...] = ("queue",)
+    #: The previous complete day, ISO week or month (in ``timezone``) at the send instant.
+    period: Literal["day", "week", "month"] = "week"
+    trend_periods: int = Field(default=10, ge=8, le=12)
+    #: Complaints shown in each list (oldest open, due soon); capped so the HTML stays small.
+    list_limit: int = Field(default=10, ge=1, le=25)  # digest.context.LIST_ROWS
+    #: How late a missed slot may still be sent (once, marked late), e.g. "12h".
+    late_grace: Duration = timedelta(hours=12)
+    subject: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) == 5 and _NUMERIC_WEEKDAY.search(fields[4]):
+            raise ValueError(
+                f'{value!r}: write the day of week by name (mon-sun, e.g. "0 8 * * mon"):'
+                " numbers are ambiguous (cron counts 0 as Sunday, APScheduler as Monday)"
+            )
+        try:
+            cron_trigger(value, ZoneInfo("UTC"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a cron expression (minute hour day month weekday,"
+                f' e.g. "0 8 * * mon"): {exc}'
+            ) from None
+        return " ".join(fields)
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one address")
+        if len({a.lower() for a in value}) != len(value):
+            raise ValueError("an address is repeated")
+        return value
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            if key not in SEGMENT_FIELDS:
+                raise ValueError(
+                    f"{key!r} is not a segment field (use {', '.join(SEGMENT_FIELDS)})"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a segment field is repeated")
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ord(c) < 32 for c in value)):
+            raise ValueError("must be one line of text")
+        return value
+
+    def zone(self, default: str) -> ZoneInfo:
+        """The digest's time zone; ``default`` is service_level.timezone."""
+        return ZoneInfo(self.timezone or default)
+
+    def trigger(self, default_zone: str) -> CronTrigger:
+        return cron_trigger(self.schedule, self.zone(default_zone))
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     service_level: ServiceLevelSettings = ServiceLevelSettings()
@@ -396,6 +482,20 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     #: [sources.NAME] tables, validated by their connector kind (see Config.sources).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: [digests.NAME] tables: scheduled summaries mailed to managers.
+    digests: dict[str, DigestSettings] = Field(default_factory=dict)
+
+    @field_validator("digests")
+    @classmethod
+    def _digest_names(cls, value: dict[str, DigestSettings]) -> dict[str, DigestSettings]:
+        for name in value:
+            if not SOURCE_NAME.fullmatch(name):
+                raise PydanticCustomError(
+                    "slamon",
+                    "{name}: digest names are 1-100 letters, digits, '_', '-' or '.'",
+                    {"name": name},
+                )
+        return value
 
     @field_validator("sources")
     @classmethod
@@ -500,6 +600,14 @@ class Config:
             return value
         return None
 
+    def digest(self, name: str) -> DigestSettings:
+        """The [digests.NAME] table ``name``; a UsageError lists the known ones."""
+        found = self.settings.digests.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.settings.digests)) or "none configured"
+            raise UsageError(f"no digest {name!r} in {self.label} (digests: {known})")
+        return found
+
     @property
     def label(self) -> str:
         if self._label is not None:
@@ -544,6 +652,8 @@ class Config:
         }
         if not data["sources"]:
             del data["sources"]
+        if not data["digests"]:
+            del data["digests"]
         return data
 
 

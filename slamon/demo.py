@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from slamon import importer
+from slamon import digest, importer
 from slamon import report as report_mod
 from slamon.config import Config, parse
 from slamon.store import migrate
@@ -65,6 +65,22 @@ closure = "final"
 
 [calendar]
 country = "RU"
+
+# A weekly summary for the head of customer service (see `slamon digest preview`).
+[digests.weekly]
+schedule = "0 8 * * mon"
+locale = "en"
+recipients = ["head-of-service@example.com"]
+by = ["queue"]
+period = "week"
+
+# The manager of the delivery queue sees delivery only, in Russian.
+[digests.delivery-ru]
+schedule = "0 8 * * mon"
+locale = "ru"
+recipients = ["delivery-lead@example.com"]
+scope = {{ queue = "delivery" }}
+by = ["channel"]
 """
 
 
@@ -135,6 +151,9 @@ class DemoRun:
     by_queue: report_mod.Report
     findings: list[str]
     next_steps: str
+    #: The HTML preview of the demo's weekly digest, and its subject.
+    digest_path: Path
+    digest_subject: str
 
 
 NEXT_STEPS = """\
@@ -145,11 +164,15 @@ What next:
   3. slamon import export.csv --source crm     (CSV or JSONL export of your ticket system)
   4. slamon report --period week --by queue     (--format json or csv for your own tools)
 Explore this demo: slamon --config {config} report --period week --by queue
+The weekly digest managers would get by mail: {digest} (open it in a browser).
+The delivery queue's, in Russian:
+  slamon --config {config} digest preview delivery-ru --out digest-ru.html
 """
 
 
 def build(db_path: Path, *, as_of: datetime) -> DemoRun:
-    """Create (or replace) the demo database, import the synthetic export, and report."""
+    """Create (or replace) the demo database, import the synthetic export, report, and write
+    the preview of the weekly digest beside the database (slamon-demo-digest.html)."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     config_path = db_path.with_suffix(".toml")
@@ -193,6 +216,9 @@ def build(db_path: Path, *, as_of: datetime) -> DemoRun:
                 by=["queue"],
             ),
         )
+        weekly = digest.render(digest.build_context(engine, cfg, "weekly", as_of))
+        digest_path = db_path.with_name(f"{db_path.stem}-digest.html")
+        digest_path.write_text(weekly.html, encoding="utf-8")
     finally:
         engine.dispose()
     return DemoRun(
@@ -201,7 +227,9 @@ def build(db_path: Path, *, as_of: datetime) -> DemoRun:
         overall=overall,
         by_queue=by_queue,
         findings=findings(overall, by_queue, before),
-        next_steps=NEXT_STEPS.format(config=config_path),
+        next_steps=NEXT_STEPS.format(config=config_path, digest=digest_path),
+        digest_path=digest_path,
+        digest_subject=weekly.subject,
     )
 
 

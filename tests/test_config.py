@@ -454,9 +454,10 @@ def _sections(text: str) -> dict[str, str]:
 
 def test_example_documents_every_key() -> None:
     """Every key of the fixed sections appears in its section, set or commented out, with a
-    comment. ([sources.NAME] tables are not fixed keys: each connector kind validates its own.)"""
+    comment. ([sources.NAME] tables are not fixed keys: each connector kind validates its own;
+    [digests.NAME] tables are checked in test_digest_config.py.)"""
     sections = _sections(EXAMPLE.read_text(encoding="utf-8"))
-    tables = {"sources", "channels"}  # [NAME.x] tables of free names: commented examples
+    tables = {"sources", "channels", "digests"}  # [NAME.x] tables of free names: commented examples
     expected = {
         (field.alias or name): field.annotation
         for name, field in Settings.model_fields.items()

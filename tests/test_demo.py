@@ -28,6 +28,18 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     assert "TOTAL" in out and "≤3d" in out and "✘" in out
     assert "slamon db upgrade" in out and "config.example.toml" in out
 
+    # The preview of the demo's weekly digest, written beside the database and announced.
+    digest = tmp_path / "slamon-demo-digest.html"
+    assert (
+        "Digest preview: slamon-demo-digest.html (subject: Service level, week of Nov 9\u2009–"
+        "\u200915, 2026: ✘ 60.1% closed within 3 days, target 70%)" in out
+    )
+    html = digest.read_text(encoding="utf-8")
+    assert len(html.encode("utf-8")) < 100 * 1024
+    assert "Complaint service level · week of Nov 9\u2009–\u200915, 2026" in html
+    assert "By queue, worst first" in html and "Oldest open complaints" in html
+    assert "the mean closure time is 3.1 days" in html
+
     # The demo's database answers the report through the config it wrote beside it.
     report = subprocess.run(
         [
@@ -57,3 +69,29 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     assert delivery["met"] is False and delivery["share"] < 0.55
     assert queues["vip"]["levels"]["3"]["met"] is True
     assert data["total"]["open"] > 0
+
+    # Its config carries digests: the Russian one, scoped to the delivery queue, previews too.
+    preview = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slamon",
+            "--config",
+            "slamon-demo.toml",
+            "digest",
+            "preview",
+            "delivery-ru",
+            "--as-of",
+            "2026-11-20T09:00:00Z",
+            "--out",
+            "digest-ru.html",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert preview.returncode == 0, preview.stderr
+    assert "Уровень сервиса (delivery), неделя 9–15 нояб." in preview.stdout
+    ru = (tmp_path / "digest-ru.html").read_text(encoding="utf-8")
+    assert "Срез: очередь: delivery" in ru and "Разбивка: канал (сначала худшие)" in ru
