@@ -1,0 +1,364 @@
+"""Service-level counts from the roll-up (store/rollup.py), and median / p90 from raw rows through
+the indexes made for them. Both give, field by field, what store/levels.py counts over raw rows.
+
+Notation: d = local creation day, c = local closing day, ad = local day of as_of, DL = the
+deadline day of a complaint created on d for threshold N (calendar: d + N; working: the N-th
+working day after d), start(D) = the first instant of local day D. The deadline is start(DL + 1),
+and a local day is a non-decreasing function of the instant, so (SERVICE-LEVEL.md):
+
+- matured:  start(DL + 1) <= as_of        iff  DL < ad            (depends on d and N only)
+- hit:      matured and closed < start(DL + 1)  iff  matured and c <= DL
+  (never "working days between <= N": a Saturday close after a Friday deadline is late);
+- closed as of as_of: c < ad, or c = ad and closed_at <= as_of. The day grain cannot see inside
+  day ad, so two corrections come from raw rows: closures on day ad after as_of (not closed yet),
+  and complaints created on day ad after as_of (they do not exist yet). Both are empty when no
+  stored closure is later than as_of (rollup_meta.closed_hwm) and, for the second, when day ad
+  holds nothing after as_of: the usual case of a report as of now.
+
+Days, weeks and months are unions of days, so one pair of tables serves every cohort grain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, Table, Text, text
+
+from slamon.domain import Closure
+from slamon.servicelevel.stats import MEDIAN, P90, quantile_ranks
+from slamon.store.levels import GroupCounts, GroupKey, LevelSpec, RankedDurations
+from slamon.store.rollup import TOTAL
+
+#: A cohort without a queue holding at least this share of all closed complaints is read by
+#: walking the closure-time index (rl_dur first) rather than sorting its rows.
+WALK_SHARE = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One local creation day of a report, as the roll-up queries join it."""
+
+    d: int  # days since 1970-01-01, local
+    start: int  # first instant of the day (epoch seconds)
+    stop: int  # first instant of the next day (not capped at as_of)
+    period: str | None
+    #: Per threshold, the deadline day (days since 1970-01-01); empty in elapsed mode.
+    deadline_days: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Grain:
+    """Which roll-up rows answer: ``dim`` (TOTAL or a segment field), only ``value`` of it when
+    given (a filter), and whether the value is the rows' segment (grouped by ``dim``)."""
+
+    dim: str
+    value: str | None = None
+    grouped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    instant: int  # epoch seconds
+    day: int  # its local day
+    next_start: int  # first instant of the local day after it
+    #: No stored closure is later than this (None: none stored).
+    closed_hwm: int | None
+
+    @property
+    def closures_after(self) -> bool:
+        return self.closed_hwm is not None and self.closed_hwm > self.instant
+
+
+_TEMP = "slamon_rollup_days"
+
+
+@contextmanager
+def _days_table(conn: Connection, days: Sequence[Day], k: int, as_of_day: int) -> Iterator[Table]:
+    table = Table(
+        _TEMP,
+        MetaData(),
+        Column("d", Integer, primary_key=True),
+        Column("start", BigInteger, nullable=False),
+        Column("stop", BigInteger, nullable=False),
+        Column("period", Text),
+        Column("dlmax", Integer),
+        *(Column(f"dl{i}", Integer) for i in range(k)),
+        *(Column(f"m{i}", Integer) for i in range(k)),
+        prefixes=["TEMPORARY"],
+    )
+    rows = []
+    for day in days:
+        matured = [1 if dl < as_of_day else 0 for dl in day.deadline_days]
+        reach = [dl for dl, m in zip(day.deadline_days, matured, strict=True) if m]
+        rows.append(
+            {
+                "d": day.d,
+                "start": day.start,
+                "stop": day.stop,
+                "period": day.period,
+                "dlmax": max(reach) if reach else None,
+                **{f"dl{i}": dl for i, dl in enumerate(day.deadline_days)},
+                **{f"m{i}": m for i, m in enumerate(matured)},
+            }
+        )
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    try:
+        if rows:
+            conn.execute(table.insert(), rows)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {_TEMP}")
+        yield table
+    finally:
+        table.drop(conn, checkfirst=True)
+
+
+def _value_filter(grain: Grain, alias: str) -> str:
+    return "" if grain.value is None else f" AND {alias}.value = :value"
+
+
+def _closure(spec: LevelSpec) -> str:
+    return "closed_at" if spec.closure is Closure.FINAL else "first_closed_at"
+
+
+def count_groups(
+    conn: Connection, days: Sequence[Day], spec: LevelSpec, grain: Grain, as_of: AsOf
+) -> list[GroupCounts]:
+    """What levels.count_groups counts over raw rows, from the roll-up (calendar and working
+    modes). Groups with no complaint are absent."""
+    if not days:
+        return []
+    k = len(spec.thresholds)
+    params: dict[str, Any] = {"dim": grain.dim, "value": grain.value, "ad": as_of.day}
+    acc: dict[tuple[str | None, str], list[int]] = {}
+    width = 6 + 2 * k + max(k - 1, 0)  # n nx nc secs after after_secs | m.. h.. | carried..
+
+    def slot(period: str | None, value: str) -> list[int]:
+        row = acc.get((period, value))
+        if row is None:
+            row = acc[period, value] = [0] * width
+        return row
+
+    with _days_table(conn, days, k, as_of.day):
+        matured = ", ".join(f"sum(r.n * t.m{i})" for i in range(k))
+        totals = (
+            "SELECT t.period, r.value, sum(r.n), sum(r.nx), sum(r.nc), sum(r.secs), "
+            + matured
+            + f" FROM {_TEMP} t JOIN rollup_days r ON r.dim = :dim AND r.d = t.d"
+            + _value_filter(grain, "r")
+            + " GROUP BY t.period, r.value"
+        )
+        for row in conn.execute(text(totals), params):
+            s = slot(row[0], row[1])
+            for i in range(4):
+                s[i] += int(row[2 + i])
+            for i in range(k):
+                s[6 + i] += int(row[6 + i])
+        hit_cols = [f"sum(CASE WHEN r.c <= t.dl{i} THEN r.n * t.m{i} ELSE 0 END)" for i in range(k)]
+        if spec.carry:
+            hit_cols += [
+                f"sum(CASE WHEN r.c <= t.dl{i - 1} THEN r.n * t.m{i} ELSE 0 END)"
+                for i in range(1, k)
+            ]
+        hits = (
+            f"SELECT t.period, r.value, {', '.join(hit_cols)}"
+            f" FROM {_TEMP} t JOIN rollup_closures r ON r.dim = :dim AND r.d = t.d"
+            + _value_filter(grain, "r")
+            + " WHERE t.dlmax IS NOT NULL AND r.c <= t.dlmax GROUP BY t.period, r.value"
+        )
+        for row in conn.execute(text(hits), params):
+            s = slot(row[0], row[1])
+            for i in range(k):
+                s[6 + k + i] += int(row[2 + i])
+            if spec.carry:
+                for i in range(k - 1):
+                    s[6 + 2 * k + i] += int(row[2 + k + i])
+        if as_of.closures_after:
+            _subtract_closures_after(conn, spec, grain, as_of, params, slot)
+        if days[-1].d == as_of.day:
+            _subtract_created_after(conn, spec, grain, as_of, days[-1], slot)
+    out = []
+    for (period, value), s in acc.items():
+        n, nx, nc, secs, after, after_secs = s[:6]
+        if n + nx == 0:
+            continue  # only complaints created after as_of: the group does not exist yet
+        out.append(
+            GroupCounts(
+                period=period,
+                segment=(value,) if grain.grouped else (),
+                total=n + nx,
+                excluded=nx,
+                closed=nc - after,
+                closed_seconds=secs - after_secs,
+                matured=tuple(s[6 : 6 + k]),
+                hits=tuple(s[6 + k : 6 + 2 * k]),
+                carried=tuple(s[6 + 2 * k :]) if spec.carry else (),
+            )
+        )
+    return out
+
+
+def _subtract_closures_after(
+    conn: Connection,
+    spec: LevelSpec,
+    grain: Grain,
+    as_of: AsOf,
+    params: dict[str, Any],
+    slot: Any,
+) -> None:
+    """Closures after as_of have not happened yet: those on a local day after as_of's from the
+    roll-up, those later on as_of's own day from raw rows (of the creation days that have any
+    closure on that day)."""
+    later = (
+        "SELECT t.period, r.value, sum(r.n), sum(r.secs)"
+        f" FROM {_TEMP} t JOIN rollup_closures r ON r.dim = :dim AND r.d = t.d"
+        + _value_filter(grain, "r")
+        + " WHERE r.c > :ad GROUP BY t.period, r.value"
+    )
+    for row in conn.execute(text(later), params):
+        s = slot(row[0], row[1])
+        s[4] += int(row[2])
+        s[5] += int(row[3])
+    cl = f"x.{_closure(spec)}"
+    value = "''" if grain.dim == TOTAL else f"x.{grain.dim}"
+    by = "" if grain.dim == TOTAL else f", x.{grain.dim}"
+    same_day = (
+        f"SELECT t.period, {value}, count(*), sum({cl} - x.created_at)"
+        f" FROM {_TEMP} t JOIN complaints x ON x.created_at >= t.start AND x.created_at < t.stop"
+        f" WHERE t.d IN (SELECT r.d FROM rollup_closures r WHERE r.dim = '{TOTAL}'"
+        " AND r.value = '' AND r.c = :ad)"
+        f" AND {cl} > :as_of AND {cl} < :next_start"
+        f" AND x.excluded_reason IS NULL AND {cl} >= x.created_at"
+        + ("" if grain.value is None else f" AND x.{grain.dim} = :value")
+        + f" GROUP BY t.period{by}"
+    )
+    extra = {"as_of": as_of.instant, "next_start": as_of.next_start}
+    for row in conn.execute(text(same_day), {**params, **extra}):
+        s = slot(row[0], row[1])
+        s[4] += int(row[2])
+        s[5] += int(row[3])
+
+
+def _subtract_created_after(
+    conn: Connection, spec: LevelSpec, grain: Grain, as_of: AsOf, last: Day, slot: Any
+) -> None:
+    """Complaints created on as_of's local day after as_of do not exist yet (their closures, all
+    later than as_of, are out of the closed counts already)."""
+    cl = _closure(spec)
+    value = "''" if grain.dim == TOTAL else grain.dim
+    by = "" if grain.dim == TOTAL else f" GROUP BY {grain.dim}"
+    excluded = f"(excluded_reason IS NOT NULL OR ({cl} IS NOT NULL AND {cl} < created_at))"
+    query = (
+        f"SELECT {value}, sum(CASE WHEN {excluded} THEN 0 ELSE 1 END),"
+        f" sum(CASE WHEN {excluded} THEN 1 ELSE 0 END)"
+        " FROM complaints WHERE created_at > :as_of AND created_at < :stop"
+        + ("" if grain.value is None else f" AND {grain.dim} = :value")
+        + by
+    )
+    params = {"as_of": as_of.instant, "stop": last.stop, "value": grain.value}
+    for row in conn.execute(text(query), params):
+        if row[1] is None:
+            continue  # no row matched (an aggregate without GROUP BY still answers)
+        s = slot(last.period, row[0])
+        s[0] -= int(row[1])
+        s[1] -= int(row[2])
+
+
+# --- median and p90 -----------------------------------------------------------------------------
+
+
+def _ranks(count: int) -> list[int]:
+    wanted: set[int] = set()
+    for q in (MEDIAN, P90):
+        lo, hi, _ = quantile_ranks(count, q)
+        wanted.update((lo, hi))
+    return sorted(wanted)
+
+
+_LIVE = "rl_dur IS NOT NULL AND rl_day >= :d0 AND rl_day <= :d1 AND created_at + rl_dur <= :as_of"
+
+
+def _sorted_ranks(conn: Connection, where: str, params: Mapping[str, Any], ranks: list[int]) -> Any:
+    query = (
+        "SELECT k, dur FROM (SELECT rl_dur AS dur, row_number() OVER (ORDER BY rl_dur) - 1 AS k"
+        f" FROM complaints WHERE {where}) s WHERE k IN ({', '.join(map(str, ranks))})"
+    )
+    return conn.execute(text(query), params)
+
+
+def _walked_ranks(conn: Connection, params: Mapping[str, Any], ranks: list[int]) -> Any:
+    """Walk the closure-time index (rl_dur first) to each wanted rank."""
+    found: dict[int, int] = {}
+    walk = text(f"SELECT rl_dur FROM complaints WHERE {_LIVE} ORDER BY rl_dur LIMIT :n OFFSET :k")
+    todo = sorted(ranks)
+    while todo:
+        k = todo[0]
+        n = 2 if k + 1 in todo else 1
+        for i, row in enumerate(conn.execute(walk, {**params, "n": n, "k": k})):
+            found[k + i] = int(row[0])
+        todo = [r for r in todo if r not in found and r >= k + n]
+    return found.items()
+
+
+def closure_ranks(
+    conn: Connection,
+    days: Sequence[Day],
+    spec: LevelSpec,
+    groups: Sequence[GroupCounts],
+    *,
+    with_total: bool,
+    queues_known: bool,
+) -> RankedDurations:
+    """What levels.closure_ranks reads, through the indexes on (queue, rl_day, rl_dur) and
+    (rl_dur, ...): only when grouping and filters involve the queue at most. The closed counts
+    (``groups``, from either path) give the ranks to fetch. ``queues_known``: the roll-up keeps
+    the queue, so a cohort across queues can be read queue by queue from the first index."""
+    if set(spec.by) - {"queue"} or set(spec.filters or {}) - {"queue"}:
+        raise ValueError("median and p90 from the indexes: grouping and filters by queue only")
+    if not days:
+        return RankedDurations({}, {})
+    span: dict[str | None, tuple[int, int]] = {}
+    for day in days:
+        key = day.period if spec.by_period else None
+        lo, _ = span.get(key, (day.d, day.d))
+        span[key] = (lo, day.d)
+    fixed = (spec.filters or {}).get("queue")
+    closed_all: int | None = None
+
+    def fetch(queue: str | None, d0: int, d1: int, count: int) -> dict[int, int]:
+        nonlocal closed_all
+        params = {"d0": d0, "d1": d1, "as_of": spec.as_of, "queue": queue}
+        ranks = _ranks(count)
+        if queue is not None:
+            rows = _sorted_ranks(conn, f"queue = :queue AND {_LIVE}", params, ranks)
+            return {int(k): int(v) for k, v in rows}
+        if closed_all is None:
+            closed_all = int(
+                conn.execute(
+                    text(f"SELECT coalesce(sum(nc), 0) FROM rollup_days WHERE dim = '{TOTAL}'")
+                ).scalar_one()
+            )
+        if not queues_known or count >= WALK_SHARE * closed_all:
+            return {int(k): int(v) for k, v in _walked_ranks(conn, params, ranks)}
+        queues = (
+            "queue IN (SELECT value FROM rollup_days WHERE dim = 'queue'"
+            " AND d >= :d0 AND d <= :d1 GROUP BY value)"
+        )
+        rows = _sorted_ranks(conn, f"{queues} AND {_LIVE}", params, ranks)
+        return {int(k): int(v) for k, v in rows}
+
+    out: dict[GroupKey, dict[int, int]] = {}
+    for g in groups:
+        if g.closed <= 0:
+            continue
+        queue = g.segment[0] if spec.by == ("queue",) else fixed
+        d0, d1 = span[g.period if spec.by_period else None]
+        out[g.period, g.segment] = fetch(queue, d0, d1, g.closed)
+    total: dict[int, int] = {}
+    closed = sum(g.closed for g in groups)
+    if with_total and closed > 0:
+        total = fetch(fixed, days[0].d, days[-1].d, closed)
+    return RankedDurations(out, total)
