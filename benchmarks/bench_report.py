@@ -523,18 +523,20 @@ def _count_rows_pg(url: str) -> int:
         return -1
 
 
-def setup_engine(name: str, csv_path: Path, args: argparse.Namespace) -> EngineSetup:
+def setup_engine(
+    name: str, csv_path: Path, args: argparse.Namespace, prefix: str = "report"
+) -> EngineSetup:
     """The imported database for ``name``: reused when it holds all the rows, else rebuilt."""
     tag = f"{args.rows}-{args.seed}"
-    cfg_path = args.data_dir / f"report-{name}-{tag}.toml"
+    cfg_path = args.data_dir / f"{prefix}-{name}-{tag}.toml"
     if name == "sqlite":
-        db = args.data_dir / f"report-{tag}.db"
+        db = args.data_dir / f"{prefix}-{tag}.db"
         url = f"sqlite:///{db.resolve().as_posix()}"
         ready = not args.fresh and db.exists() and _count_rows_sqlite(db) == args.rows
         if not ready:
             remove_sqlite(db)
     else:
-        dbname = f"slamon_bench_report_{tag}"
+        dbname = f"slamon_bench_{prefix}_{tag}"
         url = pg_database_url(args.pg_url, dbname)
         ready = (
             not args.fresh and pg_exists(args.pg_url, dbname) and _count_rows_pg(url) == args.rows
