@@ -5,7 +5,7 @@ re-closed later, moved between queues and channels, excluded, deleted at the sou
 an id repeated within a batch), in a DST time zone or not, under either closure rule; then:
 
 - the maintained roll-up equals a rebuild from the raw rows, row for row (and the complaints'
-  rl_day / rl_dur equal what a rebuild writes);
+  rl_day, rl_week and rl_dur equal what a rebuild writes);
 - the report answered from the roll-up equals, field by field, the report from raw rows and
   the oracle of SERVICE-LEVEL.md (tests/oracle.py), in calendar and working modes with holidays
   and extra working days, for as_of at random instants, at a local midnight and one second
@@ -174,7 +174,8 @@ def store(engine: Engine, h: dict[str, Any]) -> None:
 
 
 def rl_columns(conn: Any) -> list[tuple[Any, ...]]:
-    query = select(complaints.c.external_id, complaints.c.rl_day, complaints.c.rl_dur)
+    c = complaints.c
+    query = select(c.external_id, c.rl_day, c.rl_week, c.rl_dur)
     return [tuple(r) for r in conn.execute(query.order_by(complaints.c.external_id))]
 
 

@@ -1,5 +1,5 @@
 """The maintained roll-up: rollup_meta, rollup_days, rollup_closures, and the roll-up's view of
-each complaint (rl_day, rl_dur) with the two indexes median and p90 read.
+each complaint (rl_day, rl_week, rl_dur) with the two indexes median and p90 read.
 
 An empty database gets a roll-up that is ready under the default settings (timezone UTC, final
 closure, all five dimensions): empty tables are exact under any settings, and the first import
@@ -104,11 +104,12 @@ def upgrade() -> None:
     )
     # Plain ALTER TABLE ADD COLUMN on both engines (nullable, no default): no table copy.
     op.add_column("complaints", sa.Column("rl_day", sa.Integer(), nullable=True))
+    op.add_column("complaints", sa.Column("rl_week", sa.Integer(), nullable=True))
     op.add_column("complaints", sa.Column("rl_dur", sa.BigInteger(), nullable=True))
     op.create_index(
         "ix_complaints_rl_queue",
         "complaints",
-        ["queue", "rl_day", "rl_dur", "created_at"],
+        ["queue", "rl_week", "rl_dur", "rl_day", "created_at"],
         unique=False,
         sqlite_where=_CLOSED_INCLUDED,
         postgresql_where=_CLOSED_INCLUDED,
@@ -157,6 +158,7 @@ def downgrade() -> None:
     op.drop_index("ix_complaints_rl_queue", table_name="complaints")
     with op.batch_alter_table("complaints") as batch:
         batch.drop_column("rl_dur")
+        batch.drop_column("rl_week")
         batch.drop_column("rl_day")
     op.drop_table("rollup_closures")
     op.drop_table("rollup_days")

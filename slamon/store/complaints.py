@@ -28,6 +28,7 @@ _UPDATED_ON_CONFLICT = (
     *(f for f in _RECORD_FIELDS if f != "external_id"),
     "changed_at",
     "rl_day",
+    "rl_week",
     "rl_dur",
 )
 
@@ -131,7 +132,7 @@ def apply_batch(
         if not rows:
             keep = rollup.upkeep(conn)  # the roll-up's lock, taken only by a batch that writes
         stamp = to_epoch(now)
-        rl_day, rl_dur = (None, None) if keep is None else keep.columns(new)
+        rl = (None, None, None) if keep is None else keep.columns(new)
         rows.append(
             (
                 *(
@@ -141,8 +142,7 @@ def apply_batch(
                 source,
                 stamp,
                 stamp,
-                rl_day,
-                rl_dur,
+                *rl,
             )
         )
         if keep is not None:
@@ -165,7 +165,15 @@ def _values(rec: ComplaintRecord) -> tuple[Any, ...]:
     return tuple(getattr(rec, name) for name in _RECORD_FIELDS)
 
 
-_INSERT_COLUMNS = (*_RECORD_FIELDS, "source", "first_seen_at", "changed_at", "rl_day", "rl_dur")
+_INSERT_COLUMNS = (
+    *_RECORD_FIELDS,
+    "source",
+    "first_seen_at",
+    "changed_at",
+    "rl_day",
+    "rl_week",
+    "rl_dur",
+)
 
 
 @cache

@@ -64,13 +64,15 @@ class Complaint(Base):
         UniqueConstraint("source", "external_id"),
         # The report joins local creation days to complaints by range on created_at.
         Index("ix_complaints_created_at", "created_at"),
-        # Median and p90 from raw rows (store/rollup_levels.py): a cohort of one queue and a
-        # run of local days, read in closure-time order from the index alone ...
+        # Median and p90 from raw rows (store/rollup_levels.py): a cohort of one queue and one
+        # local week, read in closure-time order from the index alone (other runs of days: a
+        # range of it, sorted) ...
         Index(
             "ix_complaints_rl_queue",
             "queue",
-            "rl_day",
+            "rl_week",
             "rl_dur",
+            "rl_day",
             "created_at",
             sqlite_where=_CLOSED_INCLUDED,
             postgresql_where=_CLOSED_INCLUDED,
@@ -110,6 +112,8 @@ class Complaint(Base):
     #: The roll-up's view of this complaint, written with it under the roll-up's timezone and
     #: closure rule (rollup_meta): its local creation day (days since 1970-01-01) ...
     rl_day: Mapped[int | None] = mapped_column(Integer)
+    #: ... its local ISO week ((rl_day + 3) // 7: weeks from Monday) ...
+    rl_week: Mapped[int | None] = mapped_column(Integer)
     #: ... and its closure time in seconds when it is closed and not excluded, else None.
     rl_dur: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -12,7 +12,7 @@ In calendar and working modes every count of SERVICE-LEVEL.md follows from these
 store/rollup_levels.py), for any threshold, holiday calendar and as_of. The roll-up is bound to
 what it was built under: the timezone (it defines d and c), the closure rule, the exclusion rule
 and the kept dimensions, recorded in rollup_meta. Each complaint also carries the roll-up's view
-of itself (rl_day, rl_dur) for the indexes that median and p90 read.
+of itself (rl_day, rl_week, rl_dur) for the indexes that median and p90 read.
 
 Upkeep happens in apply_batch, in the transaction that stores the batch: the stored versions of
 the changed complaints (which apply_batch reads anyway) are taken out, the new ones put in, as net
@@ -57,6 +57,16 @@ _ZONE_PROBE = 6 * 3600
 def local_day(instant: datetime, tz: ZoneInfo) -> int:
     """The local calendar day of an aware instant, as days since 1970-01-01."""
     return instant.astimezone(tz).toordinal() - _EPOCH_ORDINAL
+
+
+def week_number(day: int) -> int:
+    """The ISO week (from Monday) of a day number: 1970-01-01 was a Thursday."""
+    return (day + 3) // 7
+
+
+def week_sql(day: str) -> str:
+    """week_number() in SQL (integer division truncates toward zero on both engines)."""
+    return f"(CASE WHEN {day} >= -3 THEN ({day} + 3) / 7 ELSE ({day} - 3) / 7 END)"
 
 
 def day_number(day: date) -> int:
@@ -159,13 +169,14 @@ class Upkeep:
         self._closures: dict[tuple[str, int, str, int], list[int]] = {}
         self._latest: int | None = None
 
-    def columns(self, rec: ComplaintRecord) -> tuple[int, int | None]:
-        """(rl_day, rl_dur) of a record about to be stored."""
+    def columns(self, rec: ComplaintRecord) -> tuple[int, int, int | None]:
+        """(rl_day, rl_week, rl_dur) of a record about to be stored."""
         closure = rec.closed_at if self.final else rec.first_closed_at
         dur = None
         if closure is not None and rec.excluded_reason is None and closure >= rec.created_at:
             dur = to_epoch(closure) - to_epoch(rec.created_at)
-        return local_day(rec.created_at, self.tz), dur
+        day = local_day(rec.created_at, self.tz)
+        return day, week_number(day), dur
 
     def change(self, source: str, old: ComplaintRecord | None, new: ComplaintRecord) -> None:
         if not self.tables:
@@ -465,6 +476,8 @@ def rebuild(
                 "UPDATE complaints SET"
                 f" rl_day = CASE WHEN created_at {in_window}"
                 f" THEN {local_day_sql('created_at', steps)} END,"
+                f" rl_week = CASE WHEN created_at {in_window}"
+                f" THEN {week_sql(local_day_sql('created_at', steps))} END,"
                 f" rl_dur = CASE WHEN NOT {_excluded_sql(closure)} AND {closure} IS NOT NULL"
                 f" THEN {closure} - created_at END"
             )
@@ -474,13 +487,11 @@ def rebuild(
         ).all()
         if outside:
             conn.execute(
-                text("UPDATE complaints SET rl_day = :day WHERE id = :id"),
+                text("UPDATE complaints SET rl_day = :day, rl_week = :week WHERE id = :id"),
                 [
-                    {
-                        "id": row.id,
-                        "day": local_day(datetime.fromtimestamp(row.created_at, UTC), tz),
-                    }
+                    {"id": row.id, "day": day, "week": week_number(day)}
                     for row in outside
+                    for day in [local_day(datetime.fromtimestamp(row.created_at, UTC), tz)]
                 ],
             )
         for ix in _quantile_indexes():

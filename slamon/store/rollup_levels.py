@@ -20,7 +20,7 @@ Days, weeks and months are unions of days, so one pair of tables serves every co
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +30,9 @@ from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, Table,
 from slamon.domain import Closure
 from slamon.servicelevel.stats import MEDIAN, P90, quantile_ranks
 from slamon.store.levels import GroupCounts, GroupKey, LevelSpec, RankedDurations
-from slamon.store.rollup import TOTAL
+from slamon.store.rollup import TOTAL, week_number
 
-#: A cohort without a queue holding at least this share of all closed complaints is read by
+#: A cohort across queues holding at least this share of all closed complaints is read by
 #: walking the closure-time index (rl_dur first) rather than sorting its rows.
 WALK_SHARE = 0.3
 
@@ -270,37 +270,122 @@ def _subtract_created_after(
 # --- median and p90 -----------------------------------------------------------------------------
 
 
-def _ranks(count: int) -> list[int]:
-    wanted: set[int] = set()
-    for q in (MEDIAN, P90):
-        lo, hi, _ = quantile_ranks(count, q)
-        wanted.update((lo, hi))
-    return sorted(wanted)
+@dataclass(frozen=True, slots=True)
+class _Cohort:
+    key: GroupKey | None  # None: the report's total
+    queue: str | None
+    d0: int
+    d1: int
+    count: int  # its closed complaints as of as_of: the ranks follow from it
+
+    def ranks(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(first rank, how many) to read for the median, then for p90."""
+        out = []
+        for q in (MEDIAN, P90):
+            lo, hi, _ = quantile_ranks(self.count, q)
+            out.append((lo, hi - lo + 1))
+        return out[0], out[1]
 
 
-_LIVE = "rl_dur IS NOT NULL AND rl_day >= :d0 AND rl_day <= :d1 AND created_at + rl_dur <= :as_of"
+_LIVE = (
+    "rl_dur IS NOT NULL AND rl_day >= {d0} AND rl_day <= {d1} AND created_at + rl_dur <= {as_of}"
+)
+#: How each kind of cohort is read (placeholders: {q} queue, {w0} {w1} weeks, {d0} {d1} days).
+_READS = {
+    # one queue within one ISO week: the index gives closure-time order, no sort
+    "week": "queue = {q} AND rl_week = {w0} AND " + _LIVE,
+    # one queue over several weeks: a range of the index, sorted
+    "weeks": "queue = {q} AND rl_week >= {w0} AND rl_week <= {w1} AND " + _LIVE,
+    # every queue, a small share of the data: queue by queue from the same index, sorted
+    "queues": (
+        "queue IN (SELECT value FROM rollup_days WHERE dim = 'queue' AND d >= {d0}"
+        " AND d <= {d1}) AND rl_week >= {w0} AND rl_week <= {w1} AND " + _LIVE
+    ),
+    # every queue, much of the data: walk the closure-time index itself
+    "walk": _LIVE,
+}
 
 
-def _sorted_ranks(conn: Connection, where: str, params: Mapping[str, Any], ranks: list[int]) -> Any:
-    query = (
-        "SELECT k, dur FROM (SELECT rl_dur AS dur, row_number() OVER (ORDER BY rl_dur) - 1 AS k"
-        f" FROM complaints WHERE {where}) s WHERE k IN ({', '.join(map(str, ranks))})"
+def _kind(cohort: _Cohort, walk_from: float, queues_known: bool) -> str:
+    if cohort.queue is not None:
+        return "week" if week_number(cohort.d0) == week_number(cohort.d1) else "weeks"
+    return "queues" if queues_known and cohort.count < walk_from else "walk"
+
+
+def _read_sqlite(
+    conn: Connection, kind: str, cohorts: Sequence[_Cohort], as_of: int
+) -> Iterator[tuple[_Cohort, int, int]]:
+    """(cohort, rank, value): two statements a cohort on the driver's own cursor (SQLite takes
+    no LIMIT or OFFSET from an outer query, and a statement costs microseconds here)."""
+    where = _READS[kind].format(q="?", w0="?", w1="?", d0="?", d1="?", as_of="?")
+    hint = " INDEXED BY ix_complaints_rl_dur" if kind == "walk" else ""
+    sql = f"SELECT rl_dur FROM complaints{hint} WHERE {where} ORDER BY rl_dur LIMIT ? OFFSET ?"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for c in cohorts:
+            w0, w1 = week_number(c.d0), week_number(c.d1)
+            bound = {
+                "week": (c.queue, w0),
+                "weeks": (c.queue, w0, w1),
+                "queues": (c.d0, c.d1, w0, w1),
+            }
+            for first, n in c.ranks():
+                params = (*bound.get(kind, ()), c.d0, c.d1, as_of, n, first)
+                for i, (value,) in enumerate(cursor.execute(sql, params)):
+                    yield c, first + i, int(value)
+    finally:
+        cursor.close()
+
+
+def _read_postgresql(
+    conn: Connection, kind: str, cohorts: Sequence[_Cohort], as_of: int
+) -> Iterator[tuple[_Cohort, int, int]]:
+    """(cohort, rank, value): one statement for all cohorts of a kind, each read by a
+    correlated subquery (LIMIT and OFFSET from the outer row)."""
+    rows = []
+    for i, c in enumerate(cohorts):
+        (k1, n1), (k2, n2) = c.ranks()
+        rows.append(
+            {
+                "i": i,
+                "q": c.queue,
+                "w0": week_number(c.d0),
+                "w1": week_number(c.d1),
+                "d0": c.d0,
+                "d1": c.d1,
+                "k1": k1,
+                "n1": n1,
+                "k2": k2,
+                "n2": n2,
+            }
+        )
+    table = Table(
+        "slamon_rollup_cohorts",
+        MetaData(),
+        Column("i", Integer, primary_key=True),
+        Column("q", Text),
+        *(Column(name, Integer) for name in ("w0", "w1", "d0", "d1", "k1", "n1", "k2", "n2")),
+        prefixes=["TEMPORARY"],
     )
-    return conn.execute(text(query), params)
-
-
-def _walked_ranks(conn: Connection, params: Mapping[str, Any], ranks: list[int]) -> Any:
-    """Walk the closure-time index (rl_dur first) to each wanted rank."""
-    found: dict[int, int] = {}
-    walk = text(f"SELECT rl_dur FROM complaints WHERE {_LIVE} ORDER BY rl_dur LIMIT :n OFFSET :k")
-    todo = sorted(ranks)
-    while todo:
-        k = todo[0]
-        n = 2 if k + 1 in todo else 1
-        for i, row in enumerate(conn.execute(walk, {**params, "n": n, "k": k})):
-            found[k + i] = int(row[0])
-        todo = [r for r in todo if r not in found and r >= k + n]
-    return found.items()
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    try:
+        conn.execute(table.insert(), rows)
+        where = _READS[kind].format(
+            q="t.q", w0="t.w0", w1="t.w1", d0="t.d0", d1="t.d1", as_of=":as_of"
+        )
+        picks = [
+            f"(SELECT string_agg(v::text, ',' ORDER BY v) FROM (SELECT rl_dur AS v"
+            f" FROM complaints WHERE {where} ORDER BY rl_dur LIMIT t.n{j} OFFSET t.k{j}) s)"
+            for j in (1, 2)
+        ]
+        query = f"SELECT t.i, t.k1, {picks[0]}, t.k2, {picks[1]} FROM {table.name} t"
+        for i, k1, v1, k2, v2 in conn.execute(text(query), {"as_of": as_of}):
+            for first, values in ((k1, v1), (k2, v2)):
+                for j, value in enumerate((values or "").split(",") if values else []):
+                    yield cohorts[i], first + j, int(value)
+    finally:
+        table.drop(conn, checkfirst=True)
 
 
 def closure_ranks(
@@ -312,10 +397,10 @@ def closure_ranks(
     with_total: bool,
     queues_known: bool,
 ) -> RankedDurations:
-    """What levels.closure_ranks reads, through the indexes on (queue, rl_day, rl_dur) and
-    (rl_dur, ...): only when grouping and filters involve the queue at most. The closed counts
-    (``groups``, from either path) give the ranks to fetch. ``queues_known``: the roll-up keeps
-    the queue, so a cohort across queues can be read queue by queue from the first index."""
+    """What levels.closure_ranks reads, through the indexes on (queue, rl_week, rl_dur, ...)
+    and (rl_dur, ...): only when grouping and filters involve the queue at most. The closed
+    counts (``groups``, from either path) give the ranks to fetch. ``queues_known``: the
+    roll-up keeps the queue, so a cohort across queues can be read queue by queue."""
     if set(spec.by) - {"queue"} or set(spec.filters or {}) - {"queue"}:
         raise ValueError("median and p90 from the indexes: grouping and filters by queue only")
     if not days:
@@ -326,39 +411,33 @@ def closure_ranks(
         lo, _ = span.get(key, (day.d, day.d))
         span[key] = (lo, day.d)
     fixed = (spec.filters or {}).get("queue")
-    closed_all: int | None = None
-
-    def fetch(queue: str | None, d0: int, d1: int, count: int) -> dict[int, int]:
-        nonlocal closed_all
-        params = {"d0": d0, "d1": d1, "as_of": spec.as_of, "queue": queue}
-        ranks = _ranks(count)
-        if queue is not None:
-            rows = _sorted_ranks(conn, f"queue = :queue AND {_LIVE}", params, ranks)
-            return {int(k): int(v) for k, v in rows}
-        if closed_all is None:
-            closed_all = int(
-                conn.execute(
-                    text(f"SELECT coalesce(sum(nc), 0) FROM rollup_days WHERE dim = '{TOTAL}'")
-                ).scalar_one()
-            )
-        if not queues_known or count >= WALK_SHARE * closed_all:
-            return {int(k): int(v) for k, v in _walked_ranks(conn, params, ranks)}
-        queues = (
-            "queue IN (SELECT value FROM rollup_days WHERE dim = 'queue'"
-            " AND d >= :d0 AND d <= :d1 GROUP BY value)"
+    cohorts = [
+        _Cohort(
+            (g.period, g.segment),
+            g.segment[0] if spec.by == ("queue",) else fixed,
+            *span[g.period if spec.by_period else None],
+            g.closed,
         )
-        rows = _sorted_ranks(conn, f"{queues} AND {_LIVE}", params, ranks)
-        return {int(k): int(v) for k, v in rows}
-
-    out: dict[GroupKey, dict[int, int]] = {}
-    for g in groups:
-        if g.closed <= 0:
-            continue
-        queue = g.segment[0] if spec.by == ("queue",) else fixed
-        d0, d1 = span[g.period if spec.by_period else None]
-        out[g.period, g.segment] = fetch(queue, d0, d1, g.closed)
-    total: dict[int, int] = {}
+        for g in groups
+        if g.closed > 0
+    ]
     closed = sum(g.closed for g in groups)
     if with_total and closed > 0:
-        total = fetch(fixed, days[0].d, days[-1].d, closed)
+        cohorts.append(_Cohort(None, fixed, days[0].d, days[-1].d, closed))
+    walk_from = 0.0
+    if any(c.queue is None for c in cohorts):
+        everything = conn.execute(
+            text(f"SELECT coalesce(sum(nc), 0) FROM rollup_days WHERE dim = '{TOTAL}'")
+        ).scalar_one()
+        walk_from = WALK_SHARE * int(everything)
+    kinds: dict[str, list[_Cohort]] = {}
+    for c in cohorts:
+        kinds.setdefault(_kind(c, walk_from, queues_known), []).append(c)
+    read = _read_postgresql if conn.dialect.name == "postgresql" else _read_sqlite
+    out: dict[GroupKey, dict[int, int]] = {}
+    total: dict[int, int] = {}
+    for kind, members in kinds.items():
+        for cohort, rank, value in read(conn, kind, members, spec.as_of):
+            target = total if cohort.key is None else out.setdefault(cohort.key, {})
+            target[rank] = value
     return RankedDurations(out, total)
