@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,7 @@ from slamon.servicelevel.deadlines import (
     local_date,
     start_of_local_day,
 )
-from slamon.servicelevel.stats import MEDIAN, P90, lerp, quantile_ranks, wilson_interval
+from slamon.servicelevel.stats import MEDIAN, P90, lerp, wilson_interval
 from slamon.store import levels, rollup, rollup_levels
 from slamon.store.engine import write_transaction
 from slamon.store.levels import GroupCounts, LevelSpec, RankedDurations
@@ -187,10 +188,14 @@ def _level(n: int, matured: int, hits: int, complaints: int, target: float | Non
     )
 
 
-def _quantile(ranked: Mapping[int, int], count: int, q: Any) -> float | None:
+def _quantile(ranked: Mapping[int, int], count: int, q: Fraction) -> float | None:
+    """numpy's linear quantile from the values at the closest ranks (quantile_ranks, with the
+    position (count - 1) * q in integers: a report has thousands of them)."""
     if count == 0:
         return None
-    lo, hi, t = quantile_ranks(count, q)
+    lo, rest = divmod((count - 1) * q.numerator, q.denominator)
+    hi = lo + 1 if rest else lo
+    t = rest / q.denominator
     return lerp(ranked[lo] / _SECONDS_PER_DAY, ranked[hi] / _SECONDS_PER_DAY, t)
 
 

@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, Table, Text, text
 
 from slamon.domain import Closure
-from slamon.servicelevel.stats import MEDIAN, P90, quantile_ranks
 from slamon.store.levels import GroupCounts, GroupKey, LevelSpec, RankedDurations
 from slamon.store.rollup import TOTAL, week_number
 
@@ -132,7 +131,13 @@ def count_groups(
     if not days:
         return []
     k = len(spec.thresholds)
-    params: dict[str, Any] = {"dim": grain.dim, "value": grain.value, "ad": as_of.day}
+    params: dict[str, Any] = {
+        "dim": grain.dim,
+        "value": grain.value,
+        "ad": as_of.day,
+        "d0": days[0].d,
+        "d1": days[-1].d,
+    }
     acc: dict[tuple[str | None, str], list[int]] = {}
     width = 6 + 2 * k + max(k - 1, 0)  # n nx nc secs after after_secs | m.. h.. | carried..
 
@@ -157,17 +162,24 @@ def count_groups(
                 s[i] += int(row[2 + i])
             for i in range(k):
                 s[6 + i] += int(row[6 + i])
-        hit_cols = [f"sum(CASE WHEN r.c <= t.dl{i} THEN r.n * t.m{i} ELSE 0 END)" for i in range(k)]
+        # Per (day, value) first, in the primary key's order (the groups stream, no sort), then
+        # per period: closures by the deadline day (inner), counted for matured days (outer).
+        pairs = [(f"dl{i}", f"m{i}") for i in range(k)]
         if spec.carry:
-            hit_cols += [
-                f"sum(CASE WHEN r.c <= t.dl{i - 1} THEN r.n * t.m{i} ELSE 0 END)"
-                for i in range(1, k)
-            ]
+            pairs += [(f"dl{i - 1}", f"m{i}") for i in range(1, k)]
+        inner = ", ".join(
+            f"sum(CASE WHEN r.c <= t.{dl} THEN r.n ELSE 0 END) AS h{j}"
+            for j, (dl, _) in enumerate(pairs)
+        )
+        outer = ", ".join(f"sum(x.h{j} * t.{m})" for j, (_, m) in enumerate(pairs))
         hits = (
-            f"SELECT t.period, r.value, {', '.join(hit_cols)}"
-            f" FROM {_TEMP} t JOIN rollup_closures r ON r.dim = :dim AND r.d = t.d"
+            f"SELECT t.period, x.value, {outer} FROM ("
+            f"SELECT r.d AS d, r.value AS value, {inner}"
+            f" FROM rollup_closures r JOIN {_TEMP} t ON t.d = r.d"
+            " WHERE r.dim = :dim AND r.d >= :d0 AND r.d <= :d1"
             + _value_filter(grain, "r")
-            + " WHERE t.dlmax IS NOT NULL AND r.c <= t.dlmax GROUP BY t.period, r.value"
+            + " AND t.dlmax IS NOT NULL AND r.c <= t.dlmax GROUP BY r.d, r.value"
+            f") x JOIN {_TEMP} t ON t.d = x.d GROUP BY t.period, x.value"
         )
         for row in conn.execute(text(hits), params):
             s = slot(row[0], row[1])
@@ -279,12 +291,11 @@ class _Cohort:
     count: int  # its closed complaints as of as_of: the ranks follow from it
 
     def ranks(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(first rank, how many) to read for the median, then for p90."""
-        out = []
-        for q in (MEDIAN, P90):
-            lo, hi, _ = quantile_ranks(self.count, q)
-            out.append((lo, hi - lo + 1))
-        return out[0], out[1]
+        """(first rank, how many) to read for the median, then for p90: the closest ranks
+        around (count - 1) / 2 and 9 (count - 1) / 10 (servicelevel.stats.quantile_ranks, in
+        integers)."""
+        n = self.count - 1
+        return (n // 2, 1 + (n % 2)), (9 * n // 10, 1 + (9 * n % 10 > 0))
 
 
 _LIVE = (
