@@ -17,9 +17,9 @@ Per engine:
    last 90 days (closed or re-closed later, reopened, moved to another queue, another channel
    and priority, marked spam, edited and moved), 10 % new ones (under another source); no
    closure later than as_of, so that reports after them still need no raw correction:
-   apply_batch with the roll-up's upkeep, and the same batch with the roll-up switched off (its
-   meta row marked stale in the transaction), both rolled back; the difference is the roll-up's
-   cost per batch;
+   apply_batch with the roll-up's upkeep (all five dimensions; and keeping the queue only), and
+   the same batch with the roll-up switched off (its meta row marked stale in the
+   transaction), each rolled back; the difference is the roll-up's cost per batch;
 4. one batch committed, then the maintained roll-up compared with a rebuild, row for row.
 Every report from the roll-up is compared with the report from raw rows (field by field), and
 DuckDB's figures with slamon's; a mismatch is printed loudly and the exit code is 1.
@@ -290,9 +290,12 @@ def _apply(conn: Any, batch: Batch) -> None:
     apply_batch(conn, NEW_SOURCE, batch[1], BUILD_NOW)
 
 
-def time_batch(engine: Engine, batch: Batch, *, with_rollup: bool) -> dict[str, float]:
+def time_batch(
+    engine: Engine, batch: Batch, *, with_rollup: bool, dimensions: str | None = None
+) -> dict[str, float]:
     """apply_batch of ``batch`` in a transaction that is rolled back; with_rollup False marks
-    the roll-up stale first (in the same transaction), so that only the raw upsert runs."""
+    the roll-up stale first (in the same transaction), so that only the raw upsert runs;
+    ``dimensions`` (comma-separated) has the roll-up keep only those (in the same way)."""
     flush = rollup.Upkeep.flush
     spent: dict[str, float] = {"flush": 0.0}
 
@@ -309,6 +312,8 @@ def time_batch(engine: Engine, batch: Batch, *, with_rollup: bool) -> dict[str, 
             with conn.begin() as tx:
                 if not with_rollup:
                     conn.execute(update(rollup_meta).values(state="stale"))
+                if dimensions is not None:
+                    conn.execute(update(rollup_meta).values(dimensions=dimensions))
                 t0 = time.perf_counter()
                 _apply(conn, batch)
                 spent["total"] = time.perf_counter() - t0
@@ -453,12 +458,16 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.batches):
                 batch = changed_batch(engine, rng, args.batch, p.as_of)
                 with_rl = time_batch(engine, batch, with_rollup=True)
+                queue = time_batch(engine, batch, with_rollup=True, dimensions="queue")
                 without = time_batch(engine, batch, with_rollup=False)
                 share = with_rl["total"] - without["total"]
                 times[s.name, "sync", "batch with roll-up"].append(with_rl["total"])
                 times[s.name, "sync", "batch without roll-up"].append(without["total"])
                 times[s.name, "sync", "roll-up's own share"].append(share)
                 times[s.name, "sync", "  of which its writes (flush)"].append(with_rl["flush"])
+                times[s.name, "sync", "roll-up's share, queue only"].append(
+                    queue["total"] - without["total"]
+                )
                 print(
                     f"{s.name}: batch {i + 1}: {with_rl['total']:.2f} / {without['total']:.2f} s",
                     file=sys.stderr,
@@ -557,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch without roll-up",
             "roll-up's own share",
             "  of which its writes (flush)",
+            "roll-up's share, queue only",
         ):
             secs = times[s.name, "sync", label]
             sync_rows.append(
@@ -585,11 +595,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"goal ({s.name}, {mode}): with exact median/p90 in <= DuckDB's time:"
                 f" {'MET' if full <= 1 else 'MISSED'} ({full:.2f}x)"
             )
-        upkeep = median(times[s.name, "sync", "roll-up's own share"])
-        print(
-            f"goal ({s.name}): upkeep < 0.5 s per {args.batch:,}-complaint batch:"
-            f" {'MET' if upkeep < 0.5 else 'MISSED'} ({upkeep:.2f} s)"
-        )
+        for label, what in (
+            ("roll-up's own share", "five dimensions"),
+            ("roll-up's share, queue only", "queue only"),
+        ):
+            upkeep = median(times[s.name, "sync", label])
+            print(
+                f"goal ({s.name}): upkeep < 0.5 s per {args.batch:,}-complaint batch, {what}:"
+                f" {'MET' if upkeep < 0.5 else 'MISSED'} ({upkeep:.2f} s)"
+            )
     if problems:
         print(f"\n!!! MISMATCH: {len(problems)} problems !!!")
         for line in problems[:40]:

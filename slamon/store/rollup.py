@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Index, select, text, update
+from sqlalchemy import Connection, Engine, Index, select, text, update
 
 from slamon.domain import SEGMENT_FIELDS, Closure, ComplaintRecord
 from slamon.instants import to_epoch
@@ -178,10 +178,19 @@ class Upkeep:
         day = local_day(rec.created_at, self.tz)
         return day, week_number(day), dur
 
+    def _counted(self, rec: ComplaintRecord) -> tuple[Any, ...]:
+        """What of a record the roll-up counts (a change elsewhere, a subject or a status,
+        changes nothing in it: most of what a sync brings)."""
+        closure = rec.closed_at if self.final else rec.first_closed_at
+        values = tuple(getattr(rec, dim) for dim in self.dimensions if dim != "source")
+        return rec.created_at, closure, rec.excluded_reason is None, values
+
     def change(self, source: str, old: ComplaintRecord | None, new: ComplaintRecord) -> None:
         if not self.tables:
             return
         if old is not None:
+            if self._counted(old) == self._counted(new):
+                return
             self._add(source, old, -1)
         self._add(source, new, 1)
         for instant in (new.closed_at, new.first_closed_at):
@@ -304,10 +313,10 @@ def _write(
     rows: Sequence[tuple[Any, ...]],
     emptied: Sequence[tuple[Any, ...]],
 ) -> None:
-    """Add ``rows`` (keys then deltas) to a roll-up table; then delete the ``emptied`` keys'
-    rows if their counts are zero. SQLite: executemany (a loop in C). PostgreSQL: one statement
-    over arrays (unnest), since a pipelined executemany still pays a round of the executor per
-    row, which doubled an import's time."""
+    """Add ``rows`` (keys then deltas) to a roll-up table; then delete the rows of the
+    ``emptied`` keys (those whose counts went down) if their counts are zero. SQLite:
+    executemany (a loop in C). PostgreSQL: one statement over arrays (unnest), since a pipelined
+    executemany still pays a round of the executor per row, which doubled an import's time."""
     if rows:
         conn.exec_driver_sql(*_upsert(shape, conn.dialect.name, rows))
     if emptied:
@@ -593,3 +602,15 @@ def contents(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, .
         )
     ]
     return days, closures
+
+
+def vacuum(engine: Engine, *, complaints_too: bool) -> None:
+    """PostgreSQL, after a rebuild (outside its transaction): reclaim the deleted roll-up rows,
+    and set the visibility map of rewritten complaints, without which the median/p90 indexes
+    are read with a heap fetch per entry (12 s instead of 0.3 s at 1 M) until autovacuum."""
+    if engine.dialect.name != "postgresql":
+        return
+    tables = ["rollup_days", "rollup_closures", *(["complaints"] if complaints_too else [])]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}")

@@ -75,42 +75,50 @@ _TEMP = "slamon_rollup_days"
 
 
 @contextmanager
-def _days_table(conn: Connection, days: Sequence[Day], k: int, as_of_day: int) -> Iterator[Table]:
+def _days_table(
+    conn: Connection, days: Sequence[Day], k: int, as_of_day: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The report's days as a relation named slamon_rollup_days: (d, start, stop, period,
+    dlmax, dl0.., m0..), mI = 1 when threshold I has matured for day d, dlmax the latest
+    matured deadline day. Yields the SQL to put before a statement and its parameters: on
+    SQLite a temporary table (nothing to put before), on PostgreSQL a WITH over arrays (no
+    catalog churn, no ANALYZE per report)."""
+    columns: dict[str, list[Any]] = (
+        {name: [] for name in ("d", "start", "stop", "period", "dlmax")}
+        | {f"dl{i}": [] for i in range(k)}
+        | {f"m{i}": [] for i in range(k)}
+    )
+    for day in days:
+        matured = [1 if dl < as_of_day else 0 for dl in day.deadline_days]
+        reach = [dl for dl, m in zip(day.deadline_days, matured, strict=True) if m]
+        values = [day.d, day.start, day.stop, day.period, max(reach) if reach else None]
+        values += [*day.deadline_days, *matured]
+        for column, value in zip(columns.values(), values, strict=True):
+            column.append(value)
+    types = {"start": "BIGINT", "stop": "BIGINT", "period": "TEXT"}
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"CAST(:t_{name} AS {types.get(name, 'INTEGER')}[])" for name in columns)
+        prefix = f"WITH {_TEMP} AS (SELECT * FROM unnest({arrays}) AS u({', '.join(columns)})) "
+        yield prefix, {f"t_{name}": values for name, values in columns.items()}
+        return
     table = Table(
         _TEMP,
         MetaData(),
         Column("d", Integer, primary_key=True),
-        Column("start", BigInteger, nullable=False),
-        Column("stop", BigInteger, nullable=False),
-        Column("period", Text),
-        Column("dlmax", Integer),
-        *(Column(f"dl{i}", Integer) for i in range(k)),
-        *(Column(f"m{i}", Integer) for i in range(k)),
+        *(
+            Column(name, {"BIGINT": BigInteger, "TEXT": Text}.get(types.get(name, ""), Integer))
+            for name in columns
+            if name != "d"
+        ),
         prefixes=["TEMPORARY"],
     )
-    rows = []
-    for day in days:
-        matured = [1 if dl < as_of_day else 0 for dl in day.deadline_days]
-        reach = [dl for dl, m in zip(day.deadline_days, matured, strict=True) if m]
-        rows.append(
-            {
-                "d": day.d,
-                "start": day.start,
-                "stop": day.stop,
-                "period": day.period,
-                "dlmax": max(reach) if reach else None,
-                **{f"dl{i}": dl for i, dl in enumerate(day.deadline_days)},
-                **{f"m{i}": m for i, m in enumerate(matured)},
-            }
-        )
     table.drop(conn, checkfirst=True)
     table.create(conn)
     try:
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         if rows:
             conn.execute(table.insert(), rows)
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"ANALYZE {_TEMP}")
-        yield table
+        yield "", {}
     finally:
         table.drop(conn, checkfirst=True)
 
@@ -147,7 +155,8 @@ def count_groups(
             row = acc[period, value] = [0] * width
         return row
 
-    with _days_table(conn, days, k, as_of.day):
+    with _days_table(conn, days, k, as_of.day) as (prefix, relation):
+        params.update(relation)
         matured = ", ".join(f"sum(r.n * t.m{i})" for i in range(k))
         totals = (
             "SELECT t.period, r.value, sum(r.n), sum(r.nx), sum(r.nc), sum(r.secs), "
@@ -156,7 +165,7 @@ def count_groups(
             + _value_filter(grain, "r")
             + " GROUP BY t.period, r.value"
         )
-        for row in conn.execute(text(totals), params):
+        for row in conn.execute(text(prefix + totals), params):
             s = slot(row[0], row[1])
             for i in range(4):
                 s[i] += int(row[2 + i])
@@ -181,7 +190,7 @@ def count_groups(
             + " AND t.dlmax IS NOT NULL AND r.c <= t.dlmax GROUP BY r.d, r.value"
             f") x JOIN {_TEMP} t ON t.d = x.d GROUP BY t.period, x.value"
         )
-        for row in conn.execute(text(hits), params):
+        for row in conn.execute(text(prefix + hits), params):
             s = slot(row[0], row[1])
             for i in range(k):
                 s[6 + k + i] += int(row[2 + i])
@@ -189,7 +198,7 @@ def count_groups(
                 for i in range(k - 1):
                     s[6 + 2 * k + i] += int(row[2 + k + i])
         if as_of.closures_after:
-            _subtract_closures_after(conn, spec, grain, as_of, params, slot)
+            _subtract_closures_after(conn, spec, grain, as_of, prefix, params, slot)
         if days[-1].d == as_of.day:
             _subtract_created_after(conn, spec, grain, as_of, days[-1], slot)
     out = []
@@ -218,6 +227,7 @@ def _subtract_closures_after(
     spec: LevelSpec,
     grain: Grain,
     as_of: AsOf,
+    prefix: str,
     params: dict[str, Any],
     slot: Any,
 ) -> None:
@@ -230,7 +240,7 @@ def _subtract_closures_after(
         + _value_filter(grain, "r")
         + " WHERE r.c > :ad GROUP BY t.period, r.value"
     )
-    for row in conn.execute(text(later), params):
+    for row in conn.execute(text(prefix + later), params):
         s = slot(row[0], row[1])
         s[4] += int(row[2])
         s[5] += int(row[3])
@@ -248,7 +258,7 @@ def _subtract_closures_after(
         + f" GROUP BY t.period{by}"
     )
     extra = {"as_of": as_of.instant, "next_start": as_of.next_start}
-    for row in conn.execute(text(same_day), {**params, **extra}):
+    for row in conn.execute(text(prefix + same_day), {**params, **extra}):
         s = slot(row[0], row[1])
         s[4] += int(row[2])
         s[5] += int(row[3])
@@ -351,52 +361,31 @@ def _read_sqlite(
 def _read_postgresql(
     conn: Connection, kind: str, cohorts: Sequence[_Cohort], as_of: int
 ) -> Iterator[tuple[_Cohort, int, int]]:
-    """(cohort, rank, value): one statement for all cohorts of a kind, each read by a
-    correlated subquery (LIMIT and OFFSET from the outer row)."""
-    rows = []
+    """(cohort, rank, value): one statement for all cohorts of a kind (their parameters as
+    arrays), each cohort read by two correlated subqueries, LIMIT and OFFSET from the outer
+    row. (One subquery numbering the closures with row_number() instead read twice as slowly:
+    the window costs more than the second walk.)"""
+    columns: list[list[Any]] = [[] for _ in range(10)]
     for i, c in enumerate(cohorts):
         (k1, n1), (k2, n2) = c.ranks()
-        rows.append(
-            {
-                "i": i,
-                "q": c.queue,
-                "w0": week_number(c.d0),
-                "w1": week_number(c.d1),
-                "d0": c.d0,
-                "d1": c.d1,
-                "k1": k1,
-                "n1": n1,
-                "k2": k2,
-                "n2": n2,
-            }
-        )
-    table = Table(
-        "slamon_rollup_cohorts",
-        MetaData(),
-        Column("i", Integer, primary_key=True),
-        Column("q", Text),
-        *(Column(name, Integer) for name in ("w0", "w1", "d0", "d1", "k1", "n1", "k2", "n2")),
-        prefixes=["TEMPORARY"],
+        row = (i, c.queue, week_number(c.d0), week_number(c.d1), c.d0, c.d1, k1, n1, k2, n2)
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    where = _READS[kind].format(q="t.q", w0="t.w0", w1="t.w1", d0="t.d0", d1="t.d1", as_of="%s")
+    picks = [
+        f"(SELECT string_agg(v::text, ',' ORDER BY v) FROM (SELECT rl_dur AS v FROM complaints"
+        f" WHERE {where} ORDER BY rl_dur LIMIT t.n{j} OFFSET t.k{j}) s)"
+        for j in (1, 2)
+    ]
+    arrays = ", ".join(["%s::int[]", "%s::text[]", *["%s::int[]"] * 8])
+    statement = (
+        f"SELECT t.i, t.k1, {picks[0]}, t.k2, {picks[1]} FROM unnest({arrays})"
+        " AS t(i, q, w0, w1, d0, d1, k1, n1, k2, n2)"
     )
-    table.drop(conn, checkfirst=True)
-    table.create(conn)
-    try:
-        conn.execute(table.insert(), rows)
-        where = _READS[kind].format(
-            q="t.q", w0="t.w0", w1="t.w1", d0="t.d0", d1="t.d1", as_of=":as_of"
-        )
-        picks = [
-            f"(SELECT string_agg(v::text, ',' ORDER BY v) FROM (SELECT rl_dur AS v"
-            f" FROM complaints WHERE {where} ORDER BY rl_dur LIMIT t.n{j} OFFSET t.k{j}) s)"
-            for j in (1, 2)
-        ]
-        query = f"SELECT t.i, t.k1, {picks[0]}, t.k2, {picks[1]} FROM {table.name} t"
-        for i, k1, v1, k2, v2 in conn.execute(text(query), {"as_of": as_of}):
-            for first, values in ((k1, v1), (k2, v2)):
-                for j, value in enumerate((values or "").split(",") if values else []):
-                    yield cohorts[i], first + j, int(value)
-    finally:
-        table.drop(conn, checkfirst=True)
+    for i, k1, v1, k2, v2 in conn.exec_driver_sql(statement, (as_of, as_of, *columns)):
+        for first, found in ((k1, v1), (k2, v2)):
+            for j, value in enumerate(found.split(",") if found else []):
+                yield cohorts[i], first + j, int(value)
 
 
 def closure_ranks(
