@@ -392,7 +392,6 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     times: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     facts: dict[str, dict[str, Any]] = defaultdict(dict)
-    rng = random.Random(args.seed)
     opened: dict[str, Engine] = {}
     loads = [load_average()]
     try:
@@ -455,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {rnd} done (load {loads[-1]})", file=sys.stderr)
         for s in setups:
             engine = opened[s.name]
+            rng = random.Random(args.seed)  # the same batches on every engine: same data after
             for i in range(args.batches):
                 batch = changed_batch(engine, rng, args.batch, p.as_of)
                 with_rl = time_batch(engine, batch, with_rollup=True)

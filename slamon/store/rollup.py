@@ -188,14 +188,14 @@ class Upkeep:
     def change(self, source: str, old: ComplaintRecord | None, new: ComplaintRecord) -> None:
         if not self.tables:
             return
+        for instant in (new.closed_at, new.first_closed_at):
+            if instant is not None and (self._latest is None or to_epoch(instant) > self._latest):
+                self._latest = to_epoch(instant)
         if old is not None:
             if self._counted(old) == self._counted(new):
                 return
             self._add(source, old, -1)
         self._add(source, new, 1)
-        for instant in (new.closed_at, new.first_closed_at):
-            if instant is not None and (self._latest is None or to_epoch(instant) > self._latest):
-                self._latest = to_epoch(instant)
 
     def _add(self, source: str, rec: ComplaintRecord, sign: int) -> None:
         created = rec.created_at
