@@ -524,9 +524,16 @@ def _count_rows_pg(url: str) -> int:
 
 
 def setup_engine(
-    name: str, csv_path: Path, args: argparse.Namespace, prefix: str = "report"
+    name: str,
+    csv_path: Path,
+    args: argparse.Namespace,
+    prefix: str = "report",
+    *,
+    bind_rollup: bool = False,
 ) -> EngineSetup:
-    """The imported database for ``name``: reused when it holds all the rows, else rebuilt."""
+    """The imported database for ``name``: reused when it holds all the rows, else rebuilt.
+    ``bind_rollup``: rebuild the (empty) roll-up under the config before the import, as a user
+    with a timezone other than UTC does once, so that the import keeps the right one."""
     tag = f"{args.rows}-{args.seed}"
     cfg_path = args.data_dir / f"{prefix}-{name}-{tag}.toml"
     if name == "sqlite":
@@ -548,6 +555,8 @@ def setup_engine(
     cli = [*slamon_command(), "--config", str(cfg_path)]
     run_child([*cli, "db", "upgrade"])  # also when reused: the schema may have moved on
     if not ready:
+        if bind_rollup:
+            run_child([*cli, "db", "rebuild-rollup"])
         run = run_child([*cli, "import", str(csv_path), "--source", SOURCE])
         print(f"imported {args.rows} rows into {name} in {run.seconds:.1f} s", file=sys.stderr)
         if name == "postgresql":
