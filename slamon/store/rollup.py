@@ -115,7 +115,10 @@ class Meta:
 
     def differences(self, basis: Basis) -> list[str]:
         """How ``basis`` differs from what the roll-up was built under, in words (dimensions
-        the roll-up keeps beyond the basis's are no difference: it can still answer)."""
+        the roll-up keeps beyond the basis's are no difference: it can still answer). The
+        excluded statuses are recorded but no difference either: they decide a complaint's
+        excluded_reason when it is stored, and the roll-up follows the stored rows, as the raw
+        counts do; a rebuild would give the same roll-up."""
         out = []
         if self.timezone != basis.timezone:
             out.append(f"timezone {self.timezone} (configured: {basis.timezone})")
