@@ -23,6 +23,7 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -211,6 +212,8 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database to the schema this slamon needs (creates it if empty)."""
     st = state()
     migrate.upgrade(st.engine, revision)
+    if migrate.current_revision(st.engine) == migrate.head_revision(st.engine):
+        report_mod.adopt_rollup(st.engine, st.config, clock.now())
     out.print(
         f"{mask_url(st.engine.url)}: at revision {migrate.current_revision(st.engine)}",
         markup=False,
@@ -230,6 +233,41 @@ def db_current() -> None:
         return
     out.print(f"{where}: {current or 'empty'} (this slamon needs {head})", markup=False)
     sys.exit(1)
+
+
+@db_group.command("rebuild-rollup")
+@handled
+def db_rebuild_rollup() -> None:
+    """Rebuild the roll-up that reports read, from the stored complaints, under the configured
+    timezone, closure rule and [rollup] dimensions (one transaction; syncs wait for it).
+
+    Needed after changing service_level.timezone, service_level.closure or rollup.dimensions,
+    and when a report says the roll-up is stale. Thresholds, targets, holidays and --as-of
+    need no rebuild.
+    """
+    st = state()
+    engine = st.migrated_engine()
+    with Progress(
+        TextColumn("rebuilding the roll-up"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        result = report_mod.rebuild_rollup(engine, st.config, clock.now(), progress)
+    out.print(
+        f"roll-up rebuilt in {result.seconds:.1f} s from {result.complaints} complaints:"
+        f" {result.day_rows} day rows, {result.closure_rows} closure rows"
+        f" ({result.basis.describe()})",
+        markup=False,
+    )
 
 
 # --- import -------------------------------------------------------------------------------

@@ -470,6 +470,27 @@ class DigestSettings(_Section):
         return cron_trigger(self.schedule, self.zone(default_zone))
 
 
+#: The roll-up's dimensions unless configured: every segment field, queue first.
+DEFAULT_ROLLUP_DIMENSIONS = ("queue", "channel", "category", "priority", "source")
+
+
+class RollupSettings(_Section):
+    #: The segment fields the roll-up keeps a grain for: reports grouped by one of them (or
+    #: filtered on it) are answered from the roll-up; the others from raw rows.
+    dimensions: tuple[str, ...] = DEFAULT_ROLLUP_DIMENSIONS
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = ", ".join(DEFAULT_ROLLUP_DIMENSIONS)
+        for name in value:
+            if name not in SEGMENT_FIELDS:
+                raise ValueError(f"{name!r} is not a segment field (use {allowed})")
+        if len(set(value)) != len(value):
+            raise ValueError("dimensions must not repeat")
+        return value
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     service_level: ServiceLevelSettings = ServiceLevelSettings()
@@ -480,6 +501,7 @@ class Settings(_Section):
     #: [channels.NAME] tables: where alerts are sent.
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     alerts: AlertSettings = AlertSettings()
+    rollup: RollupSettings = RollupSettings()
     #: [sources.NAME] tables, validated by their connector kind (see Config.sources).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: [digests.NAME] tables: scheduled summaries mailed to managers.

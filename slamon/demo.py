@@ -183,6 +183,7 @@ def build(db_path: Path, *, as_of: datetime) -> DemoRun:
     engine = make_engine(cfg.database_url)
     try:
         migrate.upgrade(engine)
+        report_mod.adopt_rollup(engine, cfg, as_of)
         with tempfile.TemporaryDirectory(prefix="slamon-demo-") as tmp:
             export = Path(tmp) / "demo-export.csv"
             with export.open("w", encoding="utf-8", newline="") as fh:

@@ -1,21 +1,32 @@
 """The service-level report: what `slamon report` prints and what alerts and digests read.
 
-The counting happens in SQL (store.levels); this module turns counts into the figures of
-SERVICE-LEVEL.md (shares, Wilson intervals, mean / median / p90 closure days) and into the JSON
-and CSV shapes that other tools are built against.
+The counting happens in SQL: from the maintained roll-up (store.rollup_levels) whenever it can
+answer, else over raw rows (store.levels); both give the same counts. This module chooses, and
+turns counts into the figures of SERVICE-LEVEL.md (shares, Wilson intervals, mean / median / p90
+closure days) and into the JSON and CSV shapes that other tools are built against.
+
+The roll-up answers calendar and working modes, without grouping or grouped by one dimension it
+keeps (with or without period), with filters on that same dimension only; median and p90 come
+from raw rows through the indexes made for them when grouping and filters involve the queue at
+most. It answers only when it was built under the configured timezone, closure rule and
+exclusion rule: otherwise the report reads raw rows and says so once (a warning on the
+"slamon.report" logger), until `slamon db rebuild-rollup`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from slamon.config import Config
 from slamon.domain import SEGMENT_FIELDS, Closure, DayMode, Period
@@ -23,10 +34,19 @@ from slamon.errors import UsageError
 from slamon.instants import to_epoch
 from slamon.servicelevel.cohort import CohortDay, cohort_days
 from slamon.servicelevel.curve import CurvePoint, days_to, kaplan_meier
-from slamon.servicelevel.deadlines import WorkCalendar, local_date
-from slamon.servicelevel.stats import MEDIAN, P90, lerp, quantile_ranks, wilson_interval
-from slamon.store import levels
-from slamon.store.levels import GroupCounts, LevelSpec
+from slamon.servicelevel.deadlines import (
+    WorkCalendar,
+    deadline_day,
+    local_date,
+    start_of_local_day,
+)
+from slamon.servicelevel.stats import MEDIAN, P90, lerp, wilson_interval
+from slamon.store import levels, rollup, rollup_levels
+from slamon.store.engine import write_transaction
+from slamon.store.levels import GroupCounts, LevelSpec, RankedDurations
+from slamon.store.models import complaints
+
+log = logging.getLogger("slamon.report")
 
 DEFAULT_DAYS = 28
 _SECONDS_PER_DAY = 86400.0
@@ -168,10 +188,14 @@ def _level(n: int, matured: int, hits: int, complaints: int, target: float | Non
     )
 
 
-def _quantile(ranked: Mapping[int, int], count: int, q: Any) -> float | None:
+def _quantile(ranked: Mapping[int, int], count: int, q: Fraction) -> float | None:
+    """numpy's linear quantile from the values at the closest ranks (quantile_ranks, with the
+    position (count - 1) * q in integers: a report has thousands of them)."""
     if count == 0:
         return None
-    lo, hi, t = quantile_ranks(count, q)
+    lo, rest = divmod((count - 1) * q.numerator, q.denominator)
+    hi = lo + 1 if rest else lo
+    t = rest / q.denominator
     return lerp(ranked[lo] / _SECONDS_PER_DAY, ranked[hi] / _SECONDS_PER_DAY, t)
 
 
@@ -246,14 +270,197 @@ def _prepare(
     return days, spec
 
 
+# --- which path answers ---------------------------------------------------------------------
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning logged once per process (the CLI shows it on stderr; a daemon evaluating
+    rules after every sync does not repeat it)."""
+    if message not in _said:
+        _said.add(message)
+        log.warning("%s", message)
+
+
+def rollup_basis(config: Config) -> rollup.Basis:
+    """What the roll-up must be built under to answer for ``config``."""
+    s = config.settings
+    return rollup.Basis(
+        timezone=s.service_level.timezone,
+        closure=s.service_level.closure,
+        dimensions=s.rollup.dimensions,
+        excluded_statuses=s.import_.excluded_statuses,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    counts: rollup_levels.Grain | None  # None: raw rows
+    ranks: bool  # median and p90 through the rl indexes
+    meta: rollup.Meta | None
+
+    @property
+    def source(self) -> str:
+        return "rollup" if self.counts is not None else "raw"
+
+
+def _plan(conn: Connection, config: Config, spec: LevelSpec, *, use_rollup: bool) -> _Plan:
+    meta = rollup.read_meta(conn) if use_rollup else None
+    if meta is None:
+        return _Plan(None, False, None)
+    rebuild = "run `slamon db rebuild-rollup`"
+    basis = rollup_basis(config)
+    core = [d for d in meta.differences(basis) if not d.startswith("without dimension")]
+    if (not meta.ready or core) and not _holds_complaints(conn):
+        return _Plan(None, False, meta)  # nothing stored: nothing to be stale, nothing to say
+    if not meta.ready:
+        _say_once(
+            f"the roll-up is stale ({meta.note or 'never built'}): reports read raw rows"
+            f" (slower) until you {rebuild}"
+        )
+        return _Plan(None, False, meta)
+    if core:
+        _say_once(
+            f"the roll-up was built under {'; '.join(core)}: reports read raw rows (slower)"
+            f" until you {rebuild}"
+        )
+        return _Plan(None, False, meta)
+    wanted = set(spec.by) | set(spec.filters or {})
+    ranks = wanted <= {"queue"}
+    if spec.mode is DayMode.ELAPSED or len(wanted) > 1:
+        return _Plan(None, ranks, meta)
+    if not wanted:
+        return _Plan(rollup_levels.Grain(rollup.TOTAL), ranks, meta)
+    (dim,) = wanted
+    if dim not in meta.dimensions:
+        if dim in basis.dimensions:
+            _say_once(
+                f"the roll-up does not keep the configured dimension {dim} yet: reports by {dim}"
+                f" read raw rows (slower) until you {rebuild}"
+            )
+        return _Plan(None, ranks, meta)
+    grain = rollup_levels.Grain(dim, (spec.filters or {}).get(dim), dim in spec.by)
+    return _Plan(grain, ranks, meta)
+
+
+def _holds_complaints(conn: Connection) -> bool:
+    return conn.execute(select(complaints.c.id).limit(1)).first() is not None
+
+
+def _rollup_days(
+    config: Config, days: Sequence[CohortDay], spec: LevelSpec
+) -> list[rollup_levels.Day]:
+    sl = config.settings.service_level
+    calendar = config.settings.calendar.work_calendar() if spec.mode is DayMode.WORKING else None
+    return [
+        rollup_levels.Day(
+            d=rollup.day_number(day.day),
+            start=day.start,
+            stop=day.stop,
+            period=day.period,
+            deadline_days=()
+            if sl.day_mode is DayMode.ELAPSED
+            else tuple(
+                rollup.day_number(deadline_day(day.day, n, spec.mode, calendar))
+                for n in spec.thresholds
+            ),
+        )
+        for day in days
+    ]
+
+
+def _as_of(config: Config, as_of: datetime, meta: rollup.Meta | None) -> rollup_levels.AsOf:
+    tz = config.settings.service_level.zone
+    day = local_date(as_of, tz)
+    return rollup_levels.AsOf(
+        instant=to_epoch(as_of),
+        day=rollup.day_number(day),
+        next_start=to_epoch(start_of_local_day(day + timedelta(days=1), tz)),
+        closed_hwm=None if meta is None else meta.closed_hwm,
+    )
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """One snapshot for every statement of a report (REPEATABLE READ on PostgreSQL; an SQLite
+    read transaction is one snapshot already), so that a sync committing in between cannot
+    make the counts and the ranks disagree. On PostgreSQL the report's groupings get the memory
+    to hash or sort in memory (the default 4 MB spilled the roll-up's to disk at 1 M)."""
+    with engine.connect() as conn:
+        postgresql = conn.dialect.name == "postgresql"
+        if postgresql:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if postgresql:
+                conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            yield conn
+
+
+def _counts(
+    conn: Connection,
+    config: Config,
+    request: ReportRequest,
+    days: Sequence[CohortDay],
+    rdays: Sequence[rollup_levels.Day],
+    spec: LevelSpec,
+    plan: _Plan,
+) -> list[GroupCounts]:
+    if plan.counts is None:
+        return levels.count_groups(conn, days, spec)
+    as_of = _as_of(config, request.as_of, plan.meta)
+    return rollup_levels.count_groups(conn, rdays, spec, plan.counts, as_of)
+
+
+def _ranked(
+    conn: Connection,
+    days: Sequence[CohortDay],
+    rdays: Sequence[rollup_levels.Day],
+    spec: LevelSpec,
+    plan: _Plan,
+    groups: Sequence[GroupCounts],
+    *,
+    with_total: bool,
+) -> RankedDurations:
+    if not plan.ranks:
+        return levels.closure_ranks(conn, days, spec, with_total=with_total)
+    assert plan.meta is not None
+    return rollup_levels.closure_ranks(
+        conn,
+        rdays,
+        spec,
+        groups,
+        with_total=with_total,
+        queues_known="queue" in plan.meta.dimensions,
+    )
+
+
 def run(engine: Engine, config: Config, request: ReportRequest) -> Report:
     """The service-level report for ``request`` under ``config``."""
+    return _run(engine, config, request)
+
+
+def _run(
+    engine: Engine,
+    config: Config,
+    request: ReportRequest,
+    *,
+    use_rollup: bool = True,
+    on_plan: Callable[[str, bool], None] | None = None,
+) -> Report:
+    """run(), optionally on raw rows only (tests and benchmarks compare the two paths);
+    ``on_plan`` hears which path counted ("rollup" or "raw") and whether median and p90 came
+    through the indexes."""
     sl = config.settings.service_level
     days, spec = _prepare(config, request, sl.thresholds)
-    with engine.connect() as conn, conn.begin():
-        groups = levels.count_groups(conn, days, spec)
-        single = request.period is Period.NONE and not request.by
-        ranked = levels.closure_ranks(conn, days, spec, with_total=not single)
+    single = request.period is Period.NONE and not request.by
+    with _reading(engine) as conn:
+        plan = _plan(conn, config, spec, use_rollup=use_rollup)
+        if on_plan is not None:
+            on_plan(plan.source, plan.ranks)
+        rdays = _rollup_days(config, days, spec) if plan.counts or plan.ranks else []
+        groups = _counts(conn, config, request, days, rdays, spec, plan)
+        ranked = _ranked(conn, days, rdays, spec, plan, groups, with_total=not single)
     targets = {n: sl.target(n) for n in sl.thresholds}
     rows = []
     for g in sorted(groups, key=lambda g: (g.period or "", g.segment)):
@@ -330,11 +537,19 @@ class CurveReport:
 
 def run_curve(engine: Engine, config: Config, request: ReportRequest) -> CurveReport:
     """The Kaplan-Meier closure curve for d = 0..30 days in the configured day mode."""
+    return _run_curve(engine, config, request)
+
+
+def _run_curve(
+    engine: Engine, config: Config, request: ReportRequest, *, use_rollup: bool = True
+) -> CurveReport:
     sl = config.settings.service_level
     days_range = tuple(range(CURVE_DAYS + 1))
     days, spec = _prepare(config, request, days_range, carry=True)
-    with engine.connect() as conn, conn.begin():
-        groups = levels.count_groups(conn, days, spec)
+    with _reading(engine) as conn:
+        plan = _plan(conn, config, spec, use_rollup=use_rollup)
+        rdays = _rollup_days(config, days, spec) if plan.counts else []
+        groups = _counts(conn, config, request, days, rdays, spec, plan)
 
     def row(period: str | None, segment: dict[str, str], g: GroupCounts) -> CurveRow:
         points = kaplan_meier(g.matured, g.hits, g.carried)
@@ -422,3 +637,35 @@ def to_csv(report: Report) -> str:
                 ]
             )
     return out.getvalue()
+
+
+# --- the roll-up's rebuild ------------------------------------------------------------------
+
+
+def rebuild_rollup(
+    engine: Engine,
+    config: Config,
+    now: datetime,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> rollup.RebuildResult:
+    """Rebuild the roll-up from the stored complaints under ``config``, in one transaction
+    (syncs and imports wait for it; reports read the old roll-up or raw rows meanwhile)."""
+    with write_transaction(engine) as conn:
+        result = rollup.rebuild(conn, rollup_basis(config), now, progress)
+    rollup.vacuum(engine, complaints_too=result.rewrote_columns)
+    return result
+
+
+def adopt_rollup(engine: Engine, config: Config, now: datetime) -> bool:
+    """Build the roll-up under ``config`` when it was built under other settings and the
+    database holds no complaints yet (a new database is migrated for UTC): instant, and the
+    first import then keeps a roll-up that serves. True when it rebuilt."""
+    with engine.connect() as conn:
+        meta = rollup.read_meta(conn)
+        if meta is not None and meta.ready and not meta.differences(rollup_basis(config)):
+            return False
+        if conn.execute(select(complaints.c.id).limit(1)).first() is not None:
+            return False
+    rebuild_rollup(engine, config, now)
+    return True
+

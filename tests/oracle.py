@@ -98,9 +98,10 @@ def report(
     until: date,
     period: str,
     by_queue: bool,
+    queue: str | None = None,
 ) -> dict[tuple[str | None, str | None], dict]:
     """{(period, queue or None): row} with the fields of slamon's JSON rows, and key
-    ("total", None) for the total."""
+    ("total", None) for the total; ``queue``: only the complaints of that queue."""
     tz = ZoneInfo(rules.tz)
     public = holidays.country_holidays(rules.country) if rules.country else None
     groups: dict[tuple[str | None, str | None], list[Case]] = {}
@@ -110,6 +111,8 @@ def report(
             continue  # does not exist yet
         cday = case.created_at.astimezone(tz).date()
         if not since <= cday <= until:
+            continue
+        if queue is not None and case.queue != queue:
             continue
         key = (period_of(cday, period), case.queue if by_queue else None)
         groups.setdefault(key, []).append(case)

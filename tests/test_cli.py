@@ -226,6 +226,7 @@ def test_config_show_prints_the_effective_config_as_toml(tmp_path: Path) -> None
             "extra_working_days": [],
         },
         "import": {"batch_size": 5000, "excluded_statuses": ["deleted", "spam", "merged"]},
+        "rollup": {"dimensions": ["queue", "channel", "category", "priority", "source"]},
     }
     # What `config show` prints is itself a configuration giving the same settings.
     again = write_config(tmp_path / "shown.toml", result.stdout)

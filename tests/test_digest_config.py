@@ -127,8 +127,7 @@ ERRORS = [
     pytest.param(BASE + 'locale = "de"\n', W + "locale: must be one of ru, en", id="locale"),
     pytest.param(
         BASE + 'scope = { team = "billing" }\n',
-        W + "scope.team: not a segment field (use source, queue, channel, category,"
-        " priority)",
+        W + "scope.team: not a segment field (use source, queue, channel, category, priority)",
         id="scope-field",
     ),
     pytest.param(

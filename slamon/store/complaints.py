@@ -2,8 +2,9 @@
 
 For a batch: read the stored versions of its keys (one query), decide in pure Python what changes
 (domain.merge), and write only what changed with one dialect-native INSERT ... ON CONFLICT DO
-UPDATE. The caller owns the transaction: a batch and whatever goes with it (a sync cursor, a
-roll-up) commit together or not at all.
+UPDATE. The roll-up (store/rollup.py) is kept in the same statement sequence: the stored version's
+contribution out, the new one in. The caller owns the transaction: a batch and whatever goes with
+it (a sync cursor, the roll-up) commit together or not at all.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from sqlalchemy import Connection, func, select
 
 from slamon.domain import ComplaintRecord, is_older, merge
 from slamon.instants import to_epoch
+from slamon.store import rollup
 from slamon.store.models import complaints, sources
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ComplaintRecord))
 _INSTANT_FIELDS = ("created_at", "closed_at", "first_closed_at", "source_updated_at")
-_UPDATED_ON_CONFLICT = (*(f for f in _RECORD_FIELDS if f != "external_id"), "changed_at")
+_UPDATED_ON_CONFLICT = (
+    *(f for f in _RECORD_FIELDS if f != "external_id"),
+    "changed_at",
+    "rl_day",
+    "rl_week",
+    "rl_dur",
+)
 
 
 @dataclass(slots=True)
@@ -106,6 +114,7 @@ def apply_batch(
     if not incoming:
         return result
     stored = stored_versions(conn, source, list(incoming))
+    keep: rollup.Upkeep | None = None
     rows: list[tuple[Any, ...]] = []
     for ext_id, rec in incoming.items():
         old = stored.get(ext_id)
@@ -120,7 +129,10 @@ def apply_batch(
             result.new += 1
         else:
             result.changed += 1
+        if not rows:
+            keep = rollup.upkeep(conn)  # the roll-up's lock, taken only by a batch that writes
         stamp = to_epoch(now)
+        rl = (None, None, None) if keep is None else keep.columns(new)
         rows.append(
             (
                 *(
@@ -130,10 +142,15 @@ def apply_batch(
                 source,
                 stamp,
                 stamp,
+                *rl,
             )
         )
+        if keep is not None:
+            keep.change(source, old, new)
     if rows:
         _upsert(conn, rows)
+        if keep is not None:
+            keep.flush(conn)
     return result
 
 
@@ -148,7 +165,15 @@ def _values(rec: ComplaintRecord) -> tuple[Any, ...]:
     return tuple(getattr(rec, name) for name in _RECORD_FIELDS)
 
 
-_INSERT_COLUMNS = (*_RECORD_FIELDS, "source", "first_seen_at", "changed_at")
+_INSERT_COLUMNS = (
+    *_RECORD_FIELDS,
+    "source",
+    "first_seen_at",
+    "changed_at",
+    "rl_day",
+    "rl_week",
+    "rl_dur",
+)
 
 
 @cache

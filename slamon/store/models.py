@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,6 +55,9 @@ class Source(Base):
     backfill_state: Mapped[str | None] = mapped_column(Text)
 
 
+_CLOSED_INCLUDED = text("rl_dur IS NOT NULL")
+
+
 class Complaint(Base):
     """One complaint, the newest version slamon has seen, keyed by (source, external_id)."""
 
@@ -61,6 +66,28 @@ class Complaint(Base):
         UniqueConstraint("source", "external_id"),
         # The report joins local creation days to complaints by range on created_at.
         Index("ix_complaints_created_at", "created_at"),
+        # Median and p90 from raw rows (store/rollup_levels.py): a cohort of one queue and one
+        # local week, read in closure-time order from the index alone (other runs of days: a
+        # range of it, sorted) ...
+        Index(
+            "ix_complaints_rl_queue",
+            "queue",
+            "rl_week",
+            "rl_dur",
+            "rl_day",
+            "created_at",
+            sqlite_where=_CLOSED_INCLUDED,
+            postgresql_where=_CLOSED_INCLUDED,
+        ),
+        # ... and every closed complaint in closure-time order, for cohorts as large as the data.
+        Index(
+            "ix_complaints_rl_dur",
+            "rl_dur",
+            "rl_day",
+            "created_at",
+            sqlite_where=_CLOSED_INCLUDED,
+            postgresql_where=_CLOSED_INCLUDED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -84,6 +111,74 @@ class Complaint(Base):
     excluded_reason: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(Instant)
     changed_at: Mapped[datetime] = mapped_column(Instant)
+    #: The roll-up's view of this complaint, written with it under the roll-up's timezone and
+    #: closure rule (rollup_meta): its local creation day (days since 1970-01-01) ...
+    rl_day: Mapped[int | None] = mapped_column(Integer)
+    #: ... its local ISO week ((rl_day + 3) // 7: weeks from Monday) ...
+    rl_week: Mapped[int | None] = mapped_column(Integer)
+    #: ... and its closure time in seconds when it is closed and not excluded, else None.
+    rl_dur: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RollupMeta(Base):
+    """One row (id 1): what the roll-up was built under, and whether it can be trusted."""
+
+    __tablename__ = "rollup_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: "ready": the roll-up equals a rebuild from the complaints under the settings below;
+    #: "stale": it does not (see note) and waits for `slamon db rebuild-rollup`.
+    state: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str | None] = mapped_column(Text)
+    closure: Mapped[str | None] = mapped_column(String(16))
+    #: The kept dimensions, comma-separated, in the order of domain.SEGMENT_FIELDS.
+    dimensions: Mapped[str | None] = mapped_column(Text)
+    #: The exclusion rule the counts follow (rollup.EXCLUSION_RULE).
+    exclusion: Mapped[str | None] = mapped_column(Text)
+    #: import.excluded_statuses at the last build (JSON), for the record: they act when a
+    #: complaint is stored, so the roll-up follows them through the stored rows.
+    excluded_statuses: Mapped[str | None] = mapped_column(Text)
+    built_at: Mapped[datetime | None] = mapped_column(Instant)
+    #: No stored closure (closed_at or first_closed_at) is later than this instant.
+    closed_hwm: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RollupDay(Base):
+    """Per grain (dim: "*" for all complaints, else a segment field), local creation day d and
+    segment value: complaints (n), excluded (nx), closed as stored (nc), their closure seconds."""
+
+    __tablename__ = "rollup_days"
+    __table_args__ = (
+        PrimaryKeyConstraint("dim", "d", "value"),
+        {"sqlite_with_rowid": False},
+    )
+
+    dim: Mapped[str] = mapped_column(String(16))
+    d: Mapped[int] = mapped_column(Integer)
+    value: Mapped[str] = mapped_column(Text)
+    n: Mapped[int] = mapped_column(BigInteger)
+    nx: Mapped[int] = mapped_column(BigInteger)
+    nc: Mapped[int] = mapped_column(BigInteger)
+    secs: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupClosure(Base):
+    """The closed, not excluded complaints per grain, creation day d, value and local closing
+    day c (c >= d): their count and closure seconds."""
+
+    __tablename__ = "rollup_closures"
+    __table_args__ = (
+        PrimaryKeyConstraint("dim", "d", "value", "c"),
+        {"sqlite_with_rowid": False},
+    )
+
+    dim: Mapped[str] = mapped_column(String(16))
+    d: Mapped[int] = mapped_column(Integer)
+    value: Mapped[str] = mapped_column(Text)
+    c: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(BigInteger)
+    secs: Mapped[int] = mapped_column(BigInteger)
 
 
 class AlertState(Base):
@@ -231,3 +326,6 @@ alert_runs = cast(Table, AlertRun.__table__)
 silences = cast(Table, Silence.__table__)
 outbox = cast(Table, Outbox.__table__)
 digest_slots = cast(Table, DigestSlot.__table__)
+rollup_meta = cast(Table, RollupMeta.__table__)
+rollup_days = cast(Table, RollupDay.__table__)
+rollup_closures = cast(Table, RollupClosure.__table__)
