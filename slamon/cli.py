@@ -600,18 +600,94 @@ def digest_group() -> None:
 @handled
 def digest_preview(name: str, as_of: str | None, out_path: Path) -> None:
     """Write digest NAME as the HTML part of its email, without sending anything."""
-    from slamon import digest
+    from slamon.digest import deliver
 
     st = state()
     cfg = st.config
     cfg.digest(name)  # an unknown name fails before the database is opened
     when = _parse_as_of(as_of, cfg)
     engine = st.migrated_engine()
-    rendered = digest.render(digest.build_context(engine, cfg, name, when))
+    rendered = deliver.compose(engine, cfg, name, when)
     with _atomic_output(out_path) as fh:
         fh.write(rendered.html)
     size = len(rendered.html.encode("utf-8"))
     out.print(f"{out_path}: {size / 1024:.1f} KB, subject: {rendered.subject}", markup=False)
+
+
+@digest_group.command("send")
+@click.argument("name")
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Send to this address instead of the digest's recipients (repeatable).",
+)
+@click.option("--as-of", "as_of", help="Build it as of this instant (ISO 8601). Default: now.")
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Send the latest scheduled slot if it is due and not sent yet (what `slamon run`"
+    " does; for cron).",
+)
+@handled
+def digest_send(name: str, to: tuple[str, ...], as_of: str | None, scheduled: bool) -> None:
+    """Send digest NAME now, through the outbox, and deliver it."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from slamon.config import EmailAddress
+    from slamon.digest import deliver
+    from slamon.notify import outbox
+
+    st = state()
+    cfg = st.config
+    settings = cfg.digest(name)
+    if scheduled and (to or as_of):
+        raise UsageError("--scheduled sends the slot to the digest's recipients: no --to, --as-of")
+    checked = TypeAdapter(EmailAddress)
+    for address in to:
+        try:
+            checked.validate_python(address)
+        except ValidationError:
+            raise UsageError(f"--to: {address!r} is not an email address") from None
+    when = _parse_as_of(as_of, cfg) if as_of else None
+    engine = st.migrated_engine()
+    now = clock.now()
+    if scheduled:
+        result = deliver.run_slot(engine, cfg, name, now)
+        if result.status != "queued":
+            why = (
+                f"no slot of {settings.schedule!r} is due within late_grace"
+                if result.status == "none"
+                else f"the slot {_local(result.slot, cfg)} was claimed before"
+            )
+            d = outbox.deliver(engine, cfg, clock.now)  # what an earlier run left due
+            out.print(
+                f"digest {name}: {why}; nothing new to send"
+                + (f" (delivered {d.sent} due from before)" if d.sent else ""),
+                markup=False,
+            )
+            for line in d.errors:
+                err.print(f"delivery: {line}", markup=False)
+            return
+        d = outbox.deliver(engine, cfg, clock.now)
+    else:
+        result = deliver.send_now(engine, cfg, name, now, to=to, as_of=when)
+        d = outbox.deliver(engine, cfg, clock.now, only=result.outbox_ids)
+    late = " (late)" if result.late else ""
+    out.print(
+        f"digest {name}{late}: {result.subject} ({result.size / 1024:.1f} KB HTML);"
+        f" sent {d.sent} of {result.queued}",
+        markup=False,
+    )
+    for line in d.errors:
+        err.print(f"delivery: {line}", markup=False)
+    if d.sent < result.queued:
+        _fail(
+            f"{result.queued - d.sent} not delivered yet: they stay in the outbox and are"
+            " retried (slamon run, or slamon alerts check)",
+            1,
+        )
 
 
 # --- demo ---------------------------------------------------------------------------------

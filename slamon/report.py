@@ -668,4 +668,3 @@ def adopt_rollup(engine: Engine, config: Config, now: datetime) -> bool:
             return False
     rebuild_rollup(engine, config, now)
     return True
-

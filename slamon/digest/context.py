@@ -57,6 +57,9 @@ class DigestAlert:
     share: float | None
     target: float | None
     since: datetime
+    #: level, trend, warning or stale: the digest names the rule in its own language;
+    #: "" shows ``title`` as it is.
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ COLOURS = {
     "empty": "#eaeef2",
     "mark": "#24292f",
 }
+#: The alert rules the catalogues name.
+ALERT_RULES = ("level", "trend", "warning", "stale")
 #: Subjects of complaints are cut to this many characters in the lists.
 SUBJECT_CHARS = 120
 
@@ -258,6 +260,11 @@ class View:
 
     def tail(self) -> str:
         return self.m.pct(0.1, 0)
+
+    def alert_title(self, alert: DigestAlert) -> str:
+        if alert.rule in ALERT_RULES:
+            return self.m.t(f"alerts.rule.{alert.rule}")
+        return alert.title
 
     def alert_segment(self, alert: DigestAlert) -> str:
         if not alert.segment:
