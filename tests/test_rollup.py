@@ -295,11 +295,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_rebuild_rollup(db_url: str, tmp_path: Path) -> None:
-    write_config(
-        tmp_path / "slamon.toml",
-        f'[database]\nurl = "{db_url}"\n[service_level]\ntimezone = "Europe/Moscow"\n'
-        '[rollup]\ndimensions = ["queue"]\n',
-    )
+    """Built under UTC, then the timezone changes: raw rows (said once) until the rebuild."""
+    utc = f'[database]\nurl = "{db_url}"\n[rollup]\ndimensions = ["queue"]\n'
+    write_config(tmp_path / "slamon.toml", utc)
     (tmp_path / "export.csv").write_text(
         "id,created_at,closed_at,queue\n"
         "1,2026-03-02T22:30:00Z,2026-03-05T21:00:00Z,billing\n"
@@ -308,6 +306,7 @@ def test_cli_rebuild_rollup(db_url: str, tmp_path: Path) -> None:
     )
     assert _cli("db", "upgrade", cwd=tmp_path).returncode == 0
     assert _cli("import", "export.csv", "--source", "crm", cwd=tmp_path).returncode == 0
+    write_config(tmp_path / "slamon.toml", utc + '[service_level]\ntimezone = "Europe/Moscow"\n')
     args = ("report", "--as-of", "2026-03-20T00:00:00Z", "--by", "queue", "--format", "json")
     before = _cli(*args, cwd=tmp_path)
     assert before.returncode == 0
@@ -328,6 +327,24 @@ def test_cli_rebuild_rollup(db_url: str, tmp_path: Path) -> None:
     assert json.loads(after.stdout)["rows"][0]["levels"]["3"]["hits"] == 1
     helped = _cli("db", "rebuild-rollup", "--help", cwd=tmp_path)
     assert "service_level.timezone" in helped.stdout
+
+
+def test_db_upgrade_builds_an_empty_roll_up_for_the_configured_timezone(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A new database is migrated for UTC; while it is empty, `db upgrade` rebuilds the
+    roll-up under the configured timezone at once, so the first import keeps one that serves."""
+    write_config(
+        tmp_path / "slamon.toml",
+        f'[database]\nurl = "{db_url}"\n[service_level]\ntimezone = "Asia/Tokyo"\n',
+    )
+    assert _cli("db", "upgrade", cwd=tmp_path).returncode == 0
+    (tmp_path / "export.csv").write_text(
+        "id,created_at,closed_at,queue\n1,2026-03-02T22:30:00Z,,billing\n", encoding="utf-8"
+    )
+    assert _cli("import", "export.csv", "--source", "crm", cwd=tmp_path).returncode == 0
+    report = _cli("report", "--as-of", "2026-03-20T00:00:00Z", "--by", "queue", cwd=tmp_path)
+    assert (report.returncode, report.stderr) == (0, "")
 
 
 def test_a_database_with_complaints_is_migrated_to_a_stale_roll_up(
