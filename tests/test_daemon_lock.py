@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from slamon.daemon.lock import leader_lock, lock_holder, sqlite_lock_path
+from slamon.daemon.lock import LeaderLock, leader_lock, lock_holder, sqlite_lock_path
 from slamon.store.engine import make_engine
 
 # A process holding a lock of its own, driven line by line on stdin.
@@ -141,6 +141,10 @@ def test_release_lets_the_other_in(db_url: str, children: list[Child]) -> None:
         engine.dispose()
 
 
+def is_held(lock: LeaderLock) -> bool:
+    return lock.held  # read afresh (a bare `lock.held` after an assert is narrowed by mypy)
+
+
 def test_in_process_locks_exclude_each_other(db_url: str) -> None:
     """Two lock objects in one process compete too (flock is per open file; advisory locks per
     session): a second lock object never mistakes the first one's lead for its own."""
@@ -148,11 +152,13 @@ def test_in_process_locks_exclude_each_other(db_url: str) -> None:
     first = leader_lock(engine, "first")
     second = leader_lock(engine, "second")
     try:
-        assert first.try_acquire() and first.held
-        assert not second.try_acquire() and not second.held
+        assert first.try_acquire()
+        assert first.held
+        assert not second.try_acquire()
+        assert not second.held
         assert lock_holder(engine) == "first"
         first.release()
-        assert not first.held
+        assert not is_held(first)
         assert second.try_acquire()
         assert lock_holder(engine) == "second"
     finally:

@@ -38,7 +38,8 @@ class Switch(FakeAPI):
 
 @pytest.fixture
 def switch() -> Iterator[Switch]:
-    api = Switch().start()
+    api = Switch()
+    api.start()
     try:
         yield api
     finally:

@@ -101,7 +101,7 @@ def test_secret_in_an_exception_logged_by_an_unconfigured_child(
     setup_logging("json", secrets=[SECRET])
     child = logging.getLogger("apscheduler.executors.default")
     try:
-        {}[SECRET]
+        raise KeyError(SECRET)
     except KeyError:
         child.error("Job raised an exception", exc_info=True)
     err = capsys.readouterr().err

@@ -235,7 +235,7 @@ def sqlite_lock_path(engine: sqlalchemy.Engine) -> Path | None:
 class FileLock:
     def __init__(self, path: Path, identity: str) -> None:
         self.path = path
-        self._identity = identity
+        self._identity = " ".join(identity.split())  # one line in the file
         self._mutex = threading.RLock()
         self._fd: int | None = None
 
