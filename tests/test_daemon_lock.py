@@ -4,6 +4,7 @@ holder is named; release lets the other in."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -14,12 +15,14 @@ import pytest
 from sqlalchemy import text
 
 from slamon.daemon.lock import LeaderLock, leader_lock, lock_holder, sqlite_lock_path
+from slamon.errors import DatabaseError
 from slamon.store.engine import make_engine
 
 # A process holding a lock of its own, driven line by line on stdin.
 CHILD = r"""
 import sys
 from slamon.daemon.lock import leader_lock
+from slamon.errors import DatabaseError
 from slamon.store.engine import make_engine
 
 lock = leader_lock(make_engine(sys.argv[1]), sys.argv[2])
@@ -228,4 +231,32 @@ def test_in_memory_sqlite_always_acquires() -> None:
     a.release()
     assert not a.held
     assert lock_holder(engine) is None
+    engine.dispose()
+
+
+def test_unreachable_postgres_is_no_lead_and_an_error_to_ask(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine = make_engine(f"postgresql://slamon:pw-not-shown@127.0.0.1:{port}/slamon")
+    lock = leader_lock(engine, "slamon run nowhere:1")
+    assert not lock.try_acquire()
+    assert not lock.still_held()
+    lock.release()
+    assert "cannot ask the server" in caplog.text
+    assert "pw-not-shown" not in caplog.text
+    with pytest.raises(DatabaseError, match="who leads") as info:
+        lock_holder(engine)
+    assert "pw-not-shown" not in str(info.value)
+    engine.dispose()
+
+
+def test_unreadable_lock_file_is_an_error_to_ask(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'data.db'}")
+    (tmp_path / "data.db.lock").symlink_to(tmp_path / "data.db.lock")  # a loop: ELOOP
+    with pytest.raises(DatabaseError, match="cannot read the lead lock"):
+        lock_holder(engine)
+    assert not leader_lock(engine, "x").try_acquire()
     engine.dispose()

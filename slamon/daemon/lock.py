@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from slamon import clock
+from slamon.errors import DatabaseError
 from slamon.store.engine import mask_url
 
 log = logging.getLogger("slamon.daemon.lock")
@@ -83,7 +84,9 @@ def leader_lock(engine: sqlalchemy.Engine, identity: str, *, key: int = LOCK_KEY
 
 
 def lock_holder(engine: sqlalchemy.Engine, *, key: int = LOCK_KEY) -> str | None:
-    """Who holds the lead now (their identity), or None when nobody does."""
+    """Who holds the lead now (their identity), or None when nobody does.
+
+    Raises DatabaseError when it cannot tell (the server unreachable, the lock file unreadable)."""
     if engine.dialect.name == "postgresql":
         return _pg_holder(engine, key)
     if engine.dialect.name == "sqlite":
@@ -205,12 +208,17 @@ class PostgresLock:
 
 
 def _pg_holder(engine: sqlalchemy.Engine, key: int) -> str | None:
-    with engine.connect() as conn:
-        row = conn.execute(
-            text(f"SELECT l.pid, a.application_name {_PG_LOCK_ROWS}"),
-            _halves(key),
-        ).first()
-        conn.rollback()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(f"SELECT l.pid, a.application_name {_PG_LOCK_ROWS}"),
+                _halves(key),
+            ).first()
+            conn.rollback()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot ask {mask_url(engine.url)} who leads: {_one_line(exc)}"
+        ) from exc
     if row is None:
         return None
     pid, name = row
@@ -303,6 +311,8 @@ def _file_holder(path: Path) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise DatabaseError(f"cannot read the lead lock {path}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
