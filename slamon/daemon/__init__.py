@@ -1,0 +1,1 @@
+"""The daemon's parts: leader lock, metrics and HTTP endpoint, heartbeat."""
