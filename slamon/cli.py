@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -688,6 +689,100 @@ def digest_send(name: str, to: tuple[str, ...], as_of: str | None, scheduled: bo
             " retried (slamon run, or slamon alerts check)",
             1,
         )
+
+
+# --- daemon -------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    help="Log lines as text or as one JSON object per line. Default: daemon.log_format.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="The least important messages logged.",
+)
+@handled
+def run_cmd(log_format: str | None, log_level: str) -> None:
+    """Run the daemon: sync, alerts, delivery and digests on schedule, until SIGTERM."""
+    from slamon.daemon.runner import Daemon
+    from slamon.logs import setup_logging
+
+    st = state()
+    cfg = st.config
+    setup_logging(
+        log_format or cfg.settings.daemon.log_format,  # type: ignore[arg-type]
+        log_level.upper(),
+        secrets=cfg.known_secrets(),
+    )
+    if log_level.upper() != "DEBUG":  # each run of each job; slamon logs what they did
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    daemon = Daemon(cfg, st.config_path, clock=clock.now)
+    daemon.install_signals()
+    sys.exit(daemon.run())
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@handled
+def status_cmd(as_json: bool) -> None:
+    """The daemon, the sources, alerts and the outbox; exit 1 when something needs attention."""
+    from slamon.daemon import status as status_mod
+
+    st = state()
+    cfg = st.config
+    now = clock.now()
+    result = status_mod.collect(st.migrated_engine(), cfg, now)
+    if as_json:
+        out.print_json(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        leader = result.holder or "none (slamon run is not running)"
+        out.print(f"lead: {leader}", markup=False)
+        table = Table(box=box.SIMPLE_HEAD, title="sources")
+        for col in ("source", "last sync", "lag", "state"):
+            table.add_column(col)
+        for s in result.sources:
+            lag = "-" if s.lag is None else config_mod._show(s.lag)
+            state_text = "error" if s.error else ("stale" if s.stale else "ok")
+            table.add_row(
+                Text(s.name), Text(_local(s.last_success_at, cfg)), Text(lag), Text(state_text)
+            )
+        if result.sources:
+            out.print(table)
+        jobs = Table(box=box.SIMPLE_HEAD, title="jobs")
+        for col in ("job", "last run", "result", "next run", "runs", "failures"):
+            jobs.add_column(col)
+        for j in result.jobs:
+            jobs.add_row(
+                Text(j.job),
+                Text(_local(j.last_finished_at, cfg)),
+                Text(j.last_status or "-"),
+                Text(_local(j.next_run_at, cfg)),
+                Text(str(j.runs)),
+                Text(str(j.failures)),
+            )
+        if result.jobs:
+            out.print(jobs)
+        pending = result.outbox.get("pending", 0) + result.outbox.get("sending", 0)
+        out.print(
+            f"alerts firing: {len(result.firing)}; outbox: {pending} waiting,"
+            f" {result.outbox.get('failed', 0)} failed, {result.outbox.get('sent', 0)} sent",
+            markup=False,
+        )
+        if result.attention:
+            out.print("needs attention:", markup=False)
+            for line in result.attention:
+                out.print(f"  - {line}", markup=False)
+        else:
+            out.print("all well", markup=False)
+    if result.attention:
+        sys.exit(1)
 
 
 # --- demo ---------------------------------------------------------------------------------

@@ -385,6 +385,57 @@ class AlertSettings(_Section):
         return tuple(dict.fromkeys(value))
 
 
+def _loopback(value: str) -> str:
+    import ipaddress
+
+    try:
+        if not ipaddress.ip_address(value).is_loopback:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{value!r}: the endpoint listens on a loopback address only (127.0.0.1 or ::1);"
+            " put a reverse proxy in front to expose it"
+        ) from None
+    return value
+
+
+class DaemonSettings(_Section):
+    """`slamon run`."""
+
+    log_format: Literal["human", "json"] = "human"
+    #: /healthz and /metrics; 0: off.
+    http_port: int = Field(default=0, ge=0, le=65535)
+    http_host: Annotated[str, AfterValidator(_loopback)] = "127.0.0.1"
+    heartbeat_url: str | None = None
+    heartbeat_url_env: str | None = None
+    standby_poll: Duration = timedelta(seconds=30)
+    deliver_every: Duration = timedelta(minutes=1)
+    alerts_every: Duration = timedelta(minutes=15)
+    housekeeping_every: Duration = timedelta(days=1)
+    stop_timeout: Duration = timedelta(seconds=8)
+
+    @field_validator("standby_poll", "deliver_every", "alerts_every", "housekeeping_every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("stop_timeout")
+    @classmethod
+    def _stop(cls, value: timedelta) -> timedelta:
+        if value > timedelta(seconds=60):
+            raise ValueError("must be at most 60s (systemd stops waiting long before)")
+        return value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value
+
+
 _NUMERIC_WEEKDAY = re.compile(r"\d")
 
 
@@ -502,6 +553,7 @@ class Settings(_Section):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     alerts: AlertSettings = AlertSettings()
     rollup: RollupSettings = RollupSettings()
+    daemon: DaemonSettings = DaemonSettings()
     #: [sources.NAME] tables, validated by their connector kind (see Config.sources).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: [digests.NAME] tables: scheduled summaries mailed to managers.
@@ -621,6 +673,35 @@ class Config:
                 raise self.error(f"{key}_file", f"{target} is empty")
             return value
         return None
+
+    def known_secrets(self) -> list[str]:
+        """Every secret the config names (``*_env`` and ``*_file`` keys, readable now), for
+        logs to hide; one that cannot be read is skipped (its own use reports it)."""
+        models: list[BaseModel] = [
+            self.settings.database,
+            self.settings.email,
+            self.settings.daemon,
+            *self.settings.channels.values(),
+            *self.sources.values(),
+        ]
+        found: list[str] = []
+        for model in models:
+            for key, value in model:
+                if value is None or not key.endswith(("_env", "_file")):
+                    continue
+                base = key.rsplit("_", 1)[0]
+                env = value if key.endswith("_env") else None
+                file = Path(value) if key.endswith("_file") else None
+                try:
+                    secret = self.secret(base, env, file)
+                except ConfigError:
+                    continue
+                if secret:
+                    found.append(secret)
+        heartbeat = self.settings.daemon.heartbeat_url
+        if heartbeat:
+            found.append(heartbeat)
+        return found
 
     def digest(self, name: str) -> DigestSettings:
         """The [digests.NAME] table ``name``; a UsageError lists the known ones."""

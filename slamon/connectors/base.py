@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from slamon.config import Duration
 from slamon.domain import ComplaintRecord
 
 Cursor = dict[str, Any]
@@ -68,6 +69,15 @@ class SourceSettings(BaseModel):
     ca_file: str | None = None
     #: Re-read this many minutes before the stored watermark on every run (late commits).
     overlap_minutes: int = Field(default=5, ge=0, le=1440)
+    #: How often `slamon run` syncs this source (from "1s" to "1d").
+    sync_every: Duration = timedelta(minutes=5)
+
+    @field_validator("sync_every")
+    @classmethod
+    def _often_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1) or value > timedelta(days=1):
+            raise ValueError("must be between 1s and 1d")
+        return value
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,35 @@ class DigestSlot(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DaemonJob(Base):
+    """What `slamon run` did with each of its jobs, for `slamon status`."""
+
+    __tablename__ = "daemon_jobs"
+
+    job: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(Instant)
+    last_finished_at: Mapped[datetime | None] = mapped_column(Instant)
+    #: ok or failed (of the last finished run)
+    last_status: Mapped[str | None] = mapped_column(String(10))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_run_at: Mapped[datetime | None] = mapped_column(Instant)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DaemonLeader(Base):
+    """The daemon holding the lead (one row, id 1), refreshed while it holds it."""
+
+    __tablename__ = "daemon_leader"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(Instant)
+    seen_at: Mapped[datetime] = mapped_column(Instant)
+    #: None while it runs; set when it stopped cleanly
+    stopped_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
 complaints = cast(Table, Complaint.__table__)
 sources = cast(Table, Source.__table__)
 alert_states = cast(Table, AlertState.__table__)
@@ -329,3 +358,5 @@ digest_slots = cast(Table, DigestSlot.__table__)
 rollup_meta = cast(Table, RollupMeta.__table__)
 rollup_days = cast(Table, RollupDay.__table__)
 rollup_closures = cast(Table, RollupClosure.__table__)
+daemon_jobs = cast(Table, DaemonJob.__table__)
+daemon_leader = cast(Table, DaemonLeader.__table__)
