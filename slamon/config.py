@@ -428,6 +428,12 @@ class DaemonSettings(_Section):
             raise ValueError("must be at most 60s (systemd stops waiting long before)")
         return value
 
+    @model_validator(mode="after")
+    def _one_heartbeat(self) -> DaemonSettings:
+        if self.heartbeat_url is not None and self.heartbeat_url_env is not None:
+            raise ValueError("give heartbeat_url or heartbeat_url_env, not both")
+        return self
+
     @field_validator("heartbeat_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:

@@ -211,6 +211,16 @@ def test_config_show_prints_the_effective_config_as_toml(tmp_path: Path) -> None
     assert shown.pop("email")["security"] == "starttls"
     assert shown.pop("outbox")["claim_timeout"] == "10m"
     assert shown.pop("channels") == {}
+    assert shown.pop("daemon") == {
+        "log_format": "human",
+        "http_port": 0,
+        "http_host": "127.0.0.1",
+        "standby_poll": "30s",
+        "deliver_every": "1m",
+        "alerts_every": "15m",
+        "housekeeping_every": "1d",
+        "stop_timeout": "8s",
+    }
     assert shown == {
         "database": {"url": "sqlite:///slamon.db"},
         "service_level": {

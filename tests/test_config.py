@@ -263,6 +263,33 @@ ERRORS = [
         "import.excluded_statuses: must be a list",
         id="excluded-statuses-not-a-list",
     ),
+    pytest.param(
+        '[daemon]\nhttp_host = "0.0.0.0"\n',
+        "daemon.http_host: '0.0.0.0': the endpoint listens on a loopback address only"
+        " (127.0.0.1 or ::1); put a reverse proxy in front to expose it",
+        id="daemon-http-host",
+    ),
+    pytest.param(
+        '[daemon]\nheartbeat_url = "https://x.example"\nheartbeat_url_env = "HB"\n',
+        "daemon: give heartbeat_url or heartbeat_url_env, not both",
+        id="daemon-heartbeat-twice",
+    ),
+    pytest.param(
+        '[daemon]\nstop_timeout = "2m"\n',
+        "daemon.stop_timeout: must be at most 60s (systemd stops waiting long before)",
+        id="daemon-stop-timeout",
+    ),
+    pytest.param(
+        '[daemon]\nlog_format = "xml"\n',
+        "daemon.log_format: must be one of human, json",
+        id="daemon-log-format",
+    ),
+    pytest.param(
+        '[sources.a]\nkind = "redmine"\nurl = "https://r.example"\napi_key_env = "K"\n'
+        'sync_every = "0s"\n',
+        "sources.a.sync_every: must be between 1s and 1d",
+        id="source-sync-every",
+    ),
 ]
 
 

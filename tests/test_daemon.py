@@ -181,6 +181,11 @@ def kinds(box: Mailbox) -> Counter[str]:
     return out
 
 
+def subjects(box: Mailbox, word: str) -> int:
+    """Alert messages whose subject says ``word`` (FIRING, RESOLVED)."""
+    return sum(f"[slamon] {word}" in str(r.message["Subject"]) for r in box.received)
+
+
 def no_duplicates(box: Mailbox) -> None:
     ids = Counter((str(r.message["Message-ID"]), tuple(r.recipients)) for r in box.received)
     assert all(n == 1 for n in ids.values()), ids
@@ -232,6 +237,15 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
         assert jobs["digest:minutely"]["runs"] >= 1
         assert st["alerts_firing"] == ["level:3:total"]
         assert st["attention"] == ["1 alert(s) firing"]
+        # The queue recovers: 200 complaints of 5 days ago, each closed within an hour.
+        now = datetime.now(UTC)
+        for i in range(1001, 1201):
+            created = now - timedelta(days=5, minutes=i)
+            api.create(i, created, subject=f"Handled {i}")
+            api.set_status(i, 5, at=created + timedelta(hours=1))
+            api.issues[i]["updated_on"] = api.tick()  # changed now: the next sync sees it
+        api.clock = max(api.clock, now - timedelta(hours=1))
+        wait_for(lambda: subjects(box, "RESOLVED") == 1, message="the resolved message")
         started = time.monotonic()
         assert daemon.stop() == 0
         assert time.monotonic() - started < 10
@@ -240,7 +254,8 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
     log = daemon.lines()  # every line is JSON
     assert any(line["message"].startswith("took the lead") for line in log)
     assert KEY not in daemon.log_path.read_text(encoding="utf-8")
-    assert kinds(box)["alert"] == 1  # fired once, no reminder within 24 h
+    # Exactly the expected alerts: one firing, one resolved; no reminder within 24 h.
+    assert (subjects(box, "FIRING"), subjects(box, "RESOLVED"), kinds(box)["alert"]) == (1, 1, 2)
     no_duplicates(box)
     code, st = status(config)
     assert code == 1 and any("not running" in a for a in st["attention"])

@@ -133,11 +133,6 @@ class Daemon:
         daemon = self.config.settings.daemon
         if daemon.http_port:
             self.http = start_http(daemon.http_host, daemon.http_port, self.metrics, self.health)
-            log.info(
-                "HTTP endpoint on http://%s:%d (/healthz, /metrics)",
-                daemon.http_host,
-                self.http.port,
-            )
         self.lock = leader_lock(self.engine, self.name)
         announced = False
         try:
