@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
 from fakes.redmine import FakeRedmine
 from fakes.server import Response
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox, free_port, smtp_server
 from slamon.store import migrate
 from slamon.store.engine import make_engine
 from slamon.store.models import complaints, daemon_jobs, sources
@@ -66,6 +68,7 @@ def write_config(
     *,
     sync_every: str = "2s",
     extra: str = "",
+    daemon: str = "",
 ) -> Path:
     path.write_text(
         f"""
@@ -99,6 +102,7 @@ warn_within = "0s"
 standby_poll = "1s"
 deliver_every = "1s"
 stop_timeout = "5s"
+{daemon}
 
 [sources.rm]
 kind = "redmine"
@@ -215,7 +219,10 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
 ) -> None:
     engine, api, box, port, tmp = world
     seed(api, 40, datetime.now(UTC))
-    config = write_config(tmp / "slamon.toml", db_url, port, api.url)
+    http_port = free_port()
+    config = write_config(
+        tmp / "slamon.toml", db_url, port, api.url, daemon=f"http_port = {http_port}"
+    )
     daemon = Daemon(config, tmp / "daemon.log")
     try:
         wait_for(
@@ -225,6 +232,13 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(complaints)).scalar() == 40
         wait_for(lambda: runs(engine, "sync:rm") >= 3, message="more syncs")
+        health = httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["leader"] is True
+        metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
+        received = re.search(r'slamon_complaints_synced_total\{source="rm"\} ([\d.]+)', metrics)
+        assert received and float(received[1]) >= 40  # records received, re-reads included
+        assert "slamon_leader 1.0" in metrics
+        assert 'slamon_sync_lag_seconds{source="rm"}' in metrics
         code, st = status(config)
         assert code == 1  # an alert fires: attention
         assert st["leader"] and str(daemon.proc.pid) in st["leader"]

@@ -62,6 +62,7 @@ from slamon.store.models import (
     daemon_jobs,
     daemon_leader,
     digest_slots,
+    sources,
 )
 from slamon.store.models import outbox as outbox_table
 
@@ -137,28 +138,37 @@ class Daemon:
         announced = False
         try:
             while not self.stop_event.is_set():
-                if self.reload_event.is_set():
-                    self.reload_event.clear()
-                    self._reload()
-                if not self.lock.held:
-                    if self.lock.try_acquire():
-                        self._lead()
-                    elif not announced:
-                        log.info(
-                            "standby: another daemon holds the lead; trying every %s",
-                            _human(self.config.settings.daemon.standby_poll),
-                        )
-                        announced = True
-                elif not self.lock.still_held():
-                    log.error("the lead was lost (database connection gone): jobs stop")
-                    self._step_down()
-                    announced = False
-                else:
-                    self._seen()
+                try:
+                    announced = self._tick(announced)
+                except Exception:  # the database away for a while: try again next time
+                    log.exception("the main loop failed; trying again")
                 self.stop_event.wait(self.config.settings.daemon.standby_poll.total_seconds())
         finally:
             self._shutdown()
         return 0
+
+    def _tick(self, announced: bool) -> bool:
+        """One turn of the main loop: reload, take or keep the lead; whether standby was said."""
+        assert self.lock is not None
+        if self.reload_event.is_set():
+            self.reload_event.clear()
+            self._reload()
+        if not self.lock.held:
+            if self.lock.try_acquire():
+                self._lead()
+                return False
+            if not announced:
+                log.info(
+                    "standby: another daemon holds the lead; trying every %s",
+                    _human(self.config.settings.daemon.standby_poll),
+                )
+            return True
+        if not self.lock.still_held():
+            log.error("the lead was lost (database connection gone): jobs stop")
+            self._step_down()
+            return False
+        self._seen()
+        return announced
 
     def _lead(self) -> None:
         now = self.clock()
@@ -452,7 +462,12 @@ class Daemon:
         self._count(outbox.deliver(self.engine, cfg, self.clock))
         with self.engine.connect() as conn:
             backlog = outbox.backlog(conn)
+            synced = conn.execute(select(sources.c.name, sources.c.last_success_at)).all()
         self.metrics.outbox_backlog.set(backlog.get("pending", 0) + backlog.get("sending", 0))
+        now = self.clock()
+        for name, last in synced:  # the sources table only: no count over the complaints
+            if name in cfg.sources and last is not None:
+                self.metrics.sync_lag_seconds.labels(source=name).set((now - last).total_seconds())
 
     def _digest_job(self, name: str) -> None:
         cfg = self.config
