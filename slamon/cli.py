@@ -725,7 +725,12 @@ def run_cmd(log_format: str | None, log_level: str) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     daemon = Daemon(cfg, st.config_path, clock=clock.now)
     daemon.install_signals()
-    sys.exit(daemon.run())
+    code = daemon.run()
+    if daemon.unfinished:  # a job past stop_timeout: exit without joining its thread
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @cli.command("status")

@@ -462,3 +462,26 @@ def _has_job(engine: Engine, job: str) -> bool:
             conn.execute(select(daemon_jobs.c.job).where(daemon_jobs.c.job == job)).first()
             is not None
         )
+
+
+def test_a_request_that_hangs_does_not_hold_up_the_stop(
+    world: tuple[Engine, FakeRedmine, Mailbox, int, Path], db_url: str
+) -> None:
+    """The source answers after 30 s: SIGTERM still ends the daemon within stop_timeout (5 s
+    here) plus a little, exit 0, and nothing of the unanswered page is stored."""
+    engine, api, _box, port, tmp = world
+    seed(api, 150, datetime.now(UTC))
+    assert isinstance(api, SlowRedmine)
+    config = write_config(tmp / "slamon.toml", db_url, port, api.url, sync_every="1h")
+    api.delay = 30.0
+    daemon = Daemon(config, tmp / "daemon.log")
+    try:
+        wait_for(lambda: len(api.requests) >= 1, message="the first request")
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        assert time.monotonic() - started < 10
+    finally:
+        daemon.kill()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(complaints)).scalar() == 0
+    assert any("still running" in line["message"] for line in daemon.lines())

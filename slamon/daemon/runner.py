@@ -112,7 +112,8 @@ class Daemon:
         self._alerts_lock = threading.Lock()
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
-        self._lead_since: datetime | None = None
+        #: jobs still running when the daemon stopped (the caller exits without waiting)
+        self.unfinished: list[str] = []
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -153,6 +154,9 @@ class Daemon:
         if self.reload_event.is_set():
             self.reload_event.clear()
             self._reload()
+        if self.lock.held and self.scheduler is None:  # took the lock; the start failed
+            self._lead()
+            return False
         if not self.lock.held:
             if self.lock.try_acquire():
                 self._lead()
@@ -172,7 +176,6 @@ class Daemon:
 
     def _lead(self) -> None:
         now = self.clock()
-        self._lead_since = now
         log.info("took the lead as %s", self.name)
         self.metrics.leader.set(1)
         with write_transaction(self.engine) as conn:
@@ -217,10 +220,11 @@ class Daemon:
             deadline = time.monotonic() + self.config.settings.daemon.stop_timeout.total_seconds()
             while self._running and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if self._running:
+            self.unfinished = sorted(self._running)
+            if self.unfinished:
                 log.warning(
                     "stopping with %s still running: its open transaction is rolled back",
-                    ", ".join(sorted(self._running)),
+                    ", ".join(self.unfinished),
                 )
         if self.lock is not None and self.lock.held:
             try:
