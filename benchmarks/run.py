@@ -244,6 +244,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
     out: dict[str, Any] = {"rows": size, "engines": {e: {} for e in engines}, "problems": []}
     problems: list[str] = out["problems"]
     csv_path = ensure_csv(size, args.seed, args.data_dir, args.tz)
@@ -398,11 +399,63 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
                     remove_sqlite(s.sqlite_path)
                 else:
                     pg_drop(args.pg_url, f"slamon_bench_{PREFIX}_{size}-{args.seed}")
+    out["cost"] = costs(out, timings, times, time.perf_counter() - started, args.rounds)
     # 7. sync from the fake Redmine
     tickets = min(size, args.sync_tickets)
+    t0 = time.perf_counter()
     for result in bench_sync.measure(tickets, engines, args.pg_url):
         out["engines"][result["engine"]]["sync"] = result
+    out["cost"]["sync"] = time.perf_counter() - t0
     return out
+
+
+def costs(
+    out: dict[str, Any],
+    timings: Timings,
+    times: dict[tuple[str, str, str], list[float]],
+    wall: float,
+    rounds: int,
+) -> dict[str, Any]:
+    """Seconds this size cost per engine (what it measured of it) and shared (the rest: data
+    loading, DuckDB, pandas, setup): what --budget scales to predict the next size."""
+    per: dict[str, float] = {}
+    for e, r in out["engines"].items():
+        secs = r["import"]["seconds"] + r["upsert"]["seconds"]
+        secs += r["rollup_build"]["build"] + r["rollup_build"]["tables_only"]
+        secs += sum(sum(v) for (_, eng), v in timings.seconds.items() if eng == e)
+        secs += sum(sum(v) for (eng, _, what), v in times.items() if eng == e and " total" in what)
+        secs += sum(sum(v) for k, v in r["upkeep"]["all"].items() if k.startswith("batch "))
+        secs += rounds * sum(r["alerts_digest"][k] for k in ("alerts_gather", "digest_total"))
+        per[e] = secs
+    return {"engines": per, "shared": max(0.0, wall - sum(per.values()))}
+
+
+def plan_size(
+    size: int,
+    engines: list[str],
+    done: dict[str, Any],
+    budget_left: float,
+) -> tuple[list[str], list[str]]:
+    """The engines of ``engines`` whose predicted cost at ``size`` (the last size's, scaled
+    linearly) fits in ``budget_left`` seconds, in order; and what was left out, why."""
+    last = max(int(k) for k in done)
+    cost = done[str(last)]["cost"]
+    scale = size / last
+    total = cost["shared"] * scale + cost.get("sync", 0.0)
+    keep: list[str] = []
+    left: list[str] = []
+    for e in engines:
+        pred = cost["engines"].get(e, max(cost["engines"].values())) * scale
+        if total + pred <= budget_left:
+            keep.append(e)
+            total += pred
+        else:
+            left.append(
+                f"{e} at {size:,} rows: predicted {pred:.0f} s (the {last:,}-row cost x"
+                f" {scale:g}) does not fit the {budget_left:.0f} s left of the --budget;"
+                " run it with --budget 0"
+            )
+    return keep, left
 
 
 def report_figures(setups: Sequence[EngineSetup], t: Timings) -> dict[str, Any]:
@@ -594,7 +647,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each goal of #8 and #10 with the measured figure and met/missed by how much."""
     out: list[dict[str, Any]] = []
     sizes = sorted(int(k) for k in results["sizes"])
-    big = results["sizes"][str(sizes[-1])]
+    engines = list(dict.fromkeys(e for r in results["sizes"].values() for e in r["engines"]))
+    top = {e: max(n for n in sizes if e in results["sizes"][str(n)]["engines"]) for e in engines}
 
     def add(goal: str, where: str, value: float, limit: float, unit: str, *, low: bool) -> None:
         met = value <= limit if low else value >= limit
@@ -606,18 +660,19 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "goal": goal,
                 "where": where,
-                "measured": f"{value:,.3g} {unit}".strip(),
+                "measured": f"{value:,.0f} {unit}" if value >= 100 else f"{value:.2f} {unit}",
                 "limit": f"{'<=' if low else '>='} {limit:g} {unit}".strip(),
                 "met": met,
                 "by": by,
             }
         )
 
-    for e in big["engines"]:
+    for e in engines:
+        big = results["sizes"][str(top[e])]
         rep = big["report"][e]
         add(
             "report within 1.5x of the hand-written query (same figures: + median/p90)",
-            f"{e}, {sizes[-1]:,}, CLI",
+            f"{e}, {top[e]:,}, CLI",
             rep["cli_x_hand_q"],
             GOAL_REPORT,
             "x",
@@ -625,7 +680,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "report within 1.5x of the hand-written query (counts-only query)",
-            f"{e}, {sizes[-1]:,}, CLI",
+            f"{e}, {top[e]:,}, CLI",
             rep["cli_x_hand"],
             GOAL_REPORT,
             "x",
@@ -633,7 +688,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "report within 1.5x of the hand-written query (counts-only query)",
-            f"{e}, {sizes[-1]:,}, in-process",
+            f"{e}, {top[e]:,}, in-process",
             rep["inproc_x_hand"],
             GOAL_REPORT,
             "x",
@@ -649,12 +704,13 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "rows/s",
                 low=False,
             )
-    for e in big["engines"]:
+    for e in engines:
+        big = results["sizes"][str(top[e])]
         for mode in bench_rollup.MODES:
             rr = big["rollup_report"][mode][e]
             add(
                 "roll-up report (levels, counts, mean) <= 0.2x DuckDB",
-                f"{e}, {sizes[-1]:,}, {mode}",
+                f"{e}, {top[e]:,}, {mode}",
                 rr["counts_x_duckdb"],
                 GOAL_ROLLUP,
                 "x",
@@ -662,7 +718,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             add(
                 "roll-up report with exact median/p90 <= DuckDB (+median/p90)",
-                f"{e}, {sizes[-1]:,}, {mode}",
+                f"{e}, {top[e]:,}, {mode}",
                 rr["total_x_duckdb_q"],
                 GOAL_ROLLUP_Q,
                 "x",
@@ -671,37 +727,38 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         up = big["engines"][e]["upkeep"]
         add(
             f"roll-up upkeep < 0.5 s per {up['batch']:,}-complaint batch (all five dimensions)",
-            f"{e}, {sizes[-1]:,}",
+            f"{e}, {top[e]:,}",
             up["median"]["roll-up's own share"],
             GOAL_UPKEEP,
             "s",
             low=True,
         )
-    if len(sizes) > 1:
-        lo, hi = results["sizes"][str(sizes[0])], big
-        per10 = math.log10(sizes[-1] / sizes[0])
-        for e in big["engines"]:
-            small = lo["engines"][e]["import"]["peak_rss_mb"]
-            large = hi["engines"][e]["import"]["peak_rss_mb"]
+    for e in engines:
+        if top[e] == sizes[0]:
+            continue
+        lo, hi = results["sizes"][str(sizes[0])], results["sizes"][str(top[e])]
+        per10 = math.log10(top[e] / sizes[0])
+        small = lo["engines"][e]["import"]["peak_rss_mb"]
+        large = hi["engines"][e]["import"]["peak_rss_mb"]
+        add(
+            "import memory flat in the file size (peak RSS ratio per 10x rows)",
+            f"{e}, {sizes[0]:,} -> {top[e]:,}",
+            (large / small) ** (1 / per10),
+            1.2,
+            "x",
+            low=True,
+        )
+        for name in ("import s", "report CLI s", "hand SQL (counts) s"):
+            a = flat_figures(lo)[name][e]
+            b = flat_figures(hi)[name][e]
             add(
-                "import memory flat in the file size (peak RSS ratio per 10x rows)",
-                f"{e}, {sizes[0]:,} -> {sizes[-1]:,}",
-                (large / small) ** (1 / per10),
-                1.2,
+                f"cost linear or better: {name.removesuffix(' s')}, time per 10x rows",
+                f"{e}, {sizes[0]:,} -> {top[e]:,}",
+                (b / a) ** (1 / per10),
+                GOAL_LINEAR,
                 "x",
                 low=True,
             )
-            for name in ("import s", "report CLI s", "hand SQL (counts) s"):
-                a = flat_figures(lo)[name][e]
-                b = flat_figures(hi)[name][e]
-                add(
-                    f"cost linear or better: {name.removesuffix(' s')}, time per 10x rows",
-                    f"{e}, {sizes[0]:,} -> {sizes[-1]:,}",
-                    (b / a) ** (1 / per10),
-                    GOAL_LINEAR,
-                    "x",
-                    low=True,
-                )
     return out
 
 
@@ -923,8 +980,8 @@ def markdown(results: dict[str, Any]) -> str:
                     zip(sizes[1:], vals[1:], strict=True),
                     strict=False,
                 ):
-                    r = (vb / va) ** (1 / math.log10(b / a)) if va and vb else math.nan
-                    ratios.append(f"{r:.2f}x")
+                    ok = va > 0 and vb > 0 and not math.isnan(va + vb)
+                    ratios.append(f"{(vb / va) ** (1 / math.log10(b / a)):.2f}x" if ok else "-")
                 rows.append([name, e, *(fmt(v) for v in vals), *ratios])
         lines += table(headers, rows)
     return "\n".join(lines) + "\n"
@@ -943,7 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
+    parser.add_argument("--sizes", default=None, help="comma-separated row counts (100000,1000000)")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="1 round, 1 batch, small sync")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
@@ -961,11 +1018,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the whole run may take: a larger size runs only the engines whose cost"
+        " (the previous size's, scaled linearly) fits; 0: no limit. Default: 600 with the"
+        " default --sizes, else 0",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.batches = 1, 1
         args.sync_tickets = min(args.sync_tickets, 5_000)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.budget is None:
+        args.budget = 600.0 if args.sizes is None else 0.0
+    args.sizes = args.sizes or "100000,1000000"
     sizes = sorted({int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()})
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     left_out = [
@@ -993,24 +1061,49 @@ def main(argv: list[str] | None = None) -> int:
         "left_out": left_out,
     }
     results: dict[str, Any] = {"meta": meta, "sizes": {}}
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{datetime.now(UTC).strftime('%Y-%m-%d')}-{meta['commit']}"
     for n in sizes:
-        log(f"size {n:,}: start (load {load_average()})")
-        results["sizes"][str(n)] = measure_size(n, engines, args)
+        run_on = engines
+        if args.budget > 0 and results["sizes"]:
+            left = args.budget - (time.perf_counter() - started)
+            run_on, skipped = plan_size(n, engines, results["sizes"], left)
+            for line in skipped:
+                log(f"left out: {line}")
+                left_out.append(line)
+            if not run_on:
+                continue
+        log(f"size {n:,} on {', '.join(run_on)}: start (load {load_average()})")
+        try:
+            results["sizes"][str(n)] = measure_size(n, run_on, args)
+        except Exception as exc:  # keep what the other sizes measured
+            log(f"size {n:,} failed: {exc!r}")
+            meta.setdefault("errors", []).append(f"size {n:,}: {exc!r}")
+            if not results["sizes"]:
+                raise
+        write_results(results, args, stem, started)
+    text = write_results(results, args, stem, started)
+    print(text)
+    log(f"wrote {args.results_dir}/{stem}.json, .md and latest.md ({meta['wall_s']:.0f} s)")
+    problems = [p for r in results["sizes"].values() for p in r["problems"]]
+    return 1 if problems or meta.get("errors") else 0
+
+
+def write_results(
+    results: dict[str, Any], args: argparse.Namespace, stem: str, started: float
+) -> str:
+    """The JSON, the markdown and latest.md, as far as the run got (after every size)."""
+    meta = results["meta"]
     meta["load_after"] = load_average()
     meta["wall_s"] = time.perf_counter() - started
     results["goals"] = goals(results)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.now(UTC).strftime('%Y-%m-%d')}-{meta['commit']}"
     json_path = args.results_dir / f"{stem}.json"
     md_path = args.results_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
     text = markdown(results)
     md_path.write_text(text, encoding="utf-8")
     shutil.copyfile(md_path, args.results_dir / "latest.md")
-    print(text)
-    print(f"wrote {json_path}, {md_path} and latest.md ({meta['wall_s']:.0f} s)", file=sys.stderr)
-    problems = [p for r in results["sizes"].values() for p in r["problems"]]
-    return 1 if problems else 0
+    return text
 
 
 if __name__ == "__main__":
