@@ -832,6 +832,7 @@ def markdown(results: dict[str, Any]) -> str:
             rows,
         )
         rep = res["report"]
+        groups = ", ".join(f"{e}: {fmt(g)}" for e, g in res["groups"].items())
         rows = []
         for e in res["engines"]:
             x = rep[e]
@@ -877,7 +878,7 @@ def markdown(results: dict[str, Any]) -> str:
             ],
         ]
         lines += [
-            f"Report `--period week --by queue` ({res['groups']} groups; every method's figures"
+            f"Report `--period week --by queue` ({groups} groups; every method's figures"
             " equal to slamon's in every group unless the problems below say otherwise):",
             "",
         ]
@@ -1019,6 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only write the markdown (and latest.md) again from a results JSON file",
+    )
+    parser.add_argument(
         "--budget",
         type=float,
         default=None,
@@ -1027,6 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
         " default --sizes, else 0",
     )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text(encoding="utf-8"))
+        results["goals"] = goals(results)
+        text = markdown(results)
+        args.render.with_suffix(".md").write_text(text, encoding="utf-8")
+        shutil.copyfile(args.render.with_suffix(".md"), args.render.parent / "latest.md")
+        print(text)
+        return 0
     if args.quick:
         args.rounds, args.batches = 1, 1
         args.sync_tickets = min(args.sync_tickets, 5_000)
