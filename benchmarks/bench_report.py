@@ -51,6 +51,7 @@ from _common import (
     DATA_DIR,
     DEFAULT_PG_URL,
     DEFAULT_TZ,
+    ChildRun,
     ensure_csv,
     load_average,
     median,
@@ -509,6 +510,7 @@ class EngineSetup:
     config: Path
     url: str
     sqlite_path: Path | None = None
+    import_run: ChildRun | None = None  # the timed `slamon import` when this run imported
 
 
 def _count_rows_sqlite(path: Path) -> int:
@@ -561,6 +563,7 @@ def setup_engine(
     write_config(cfg_path, url, args.tz)
     cli = [*slamon_command(), "--config", str(cfg_path)]
     run_child([*cli, "db", "upgrade"])  # also when reused: the schema may have moved on
+    run = None
     if not ready:
         if bind_rollup:
             run_child([*cli, "db", "rebuild-rollup"])
@@ -569,11 +572,11 @@ def setup_engine(
         if name == "postgresql":
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE complaints")
-    return EngineSetup(name, cfg_path, url, db)
+    return EngineSetup(name, cfg_path, url, db, run)
 
 
-def load_duckdb(setup: EngineSetup) -> duckdb.DuckDBPyConnection:
-    """The same rows, in memory (untimed): the columns the report reads."""
+def load_rows(setup: EngineSetup) -> dict[str, np.ndarray]:
+    """The columns the report reads, as arrays (closed_at 0 where has_closed is false)."""
     query = "SELECT created_at, closed_at, excluded_reason, queue FROM complaints"
     if setup.sqlite_path is not None:
         with sqlite3.connect(setup.sqlite_path) as conn:
@@ -587,14 +590,21 @@ def load_duckdb(setup: EngineSetup) -> duckdb.DuckDBPyConnection:
     excluded = np.array([r[2] for r in rows], dtype=object)
     queue = np.array([r[3] for r in rows], dtype=object)
     del rows
-    con = duckdb.connect()
-    frame = {
+    return {
         "created_at": created,
         "closed_at": closed,
         "has_closed": has_closed,
         "excluded_reason": excluded,
         "queue": queue,
     }
+
+
+def load_duckdb(
+    setup: EngineSetup, frame: dict[str, np.ndarray] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The same rows, in memory (untimed): the columns the report reads."""
+    frame = load_rows(setup) if frame is None else frame
+    con = duckdb.connect()
     con.register("frame", frame)
     con.execute(
         "CREATE TABLE complaints AS SELECT created_at,"

@@ -345,6 +345,123 @@ def commit_and_check(engine: Engine, cfg: config_mod.Config, batch: Batch) -> tu
 # --- the run ---------------------------------------------------------------------------------
 
 
+def measure_build(engine: Engine, cfg: config_mod.Config) -> dict[str, Any]:
+    """The roll-up rebuilt under ``cfg``, timed twice: as after a change of timezone (the
+    complaints' rl columns rewritten too, then VACUUM) and as after a change of dimensions
+    (tables only); its rows and sizes (PostgreSQL: after VACUUM FULL)."""
+    t0 = time.perf_counter()
+    with write_transaction(engine) as conn:
+        built = rollup.rebuild(conn, report_mod.rollup_basis(cfg), BUILD_NOW, rewrite_columns=True)
+    rollup.vacuum(engine, complaints_too=True)
+    seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report_mod.rebuild_rollup(engine, cfg, BUILD_NOW)
+    tables_only = time.perf_counter() - t0
+    if engine.dialect.name == "postgresql":  # the size without the rebuilds' dead rows
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM FULL rollup_days")
+            conn.exec_driver_sql("VACUUM FULL rollup_closures")
+    return {
+        "build": seconds,
+        "tables_only": tables_only,
+        "rows": (built.day_rows, built.closure_rows),
+        "mb": size_mb(engine, ("rollup_days", "rollup_closures")),
+        "ix_mb": size_mb(engine, ("ix_complaints_rl_queue", "ix_complaints_rl_dur")),
+        "raw_mb": size_mb(engine, ("complaints",)),
+    }
+
+
+def report_round(
+    rnd: int,
+    setups: list[EngineSetup],
+    cfgs: dict[tuple[str, str], config_mod.Config],
+    opened: dict[str, Engine],
+    request: Any,
+    con: duckdb.DuckDBPyConnection,
+    p: Params,
+    dls: dict[str, list[tuple[int, ...]]],
+    times: dict[tuple[str, str, str], list[float]],
+) -> list[str]:
+    """One interleaved round, both modes: the report from the roll-up and from raw rows on each
+    engine, then DuckDB (counts, and counts + median/p90); times appended to ``times`` under
+    (engine, mode, "rollup total" | "rollup counts" | ... | "raw ranks") and ("duckdb", mode,
+    "counts" | "counts + median/p90"). Round 1 also compares the answers; returns problems."""
+    problems: list[str] = []
+    for mode in MODES:
+        want: dict[str, Any] | None = None
+        for s in setups:
+            cfg, engine = cfgs[s.name, mode], opened[s.name]
+            got, spent, plan = timed_report(engine, cfg, request, use_rollup=True)
+            raw, raw_spent, raw_plan = timed_report(engine, cfg, request, use_rollup=False)
+            for key, value in spent.items():
+                times[s.name, mode, f"rollup {key}"].append(value)
+            for key, value in raw_spent.items():
+                times[s.name, mode, f"raw {key}"].append(value)
+            if rnd > 1:
+                continue
+            if plan != ("rollup", True) or raw_plan != ("raw", False):
+                problems.append(f"{s.name} {mode}: paths {plan} / {raw_plan}")
+            if got["rows"] != raw["rows"] or got["total"] != raw["total"]:
+                problems.append(f"{s.name} {mode}: roll-up report != raw report")
+            want = want or got
+            problems += compare(
+                f"{s.name} {mode}", from_report(got), from_report(want), quantiles=True
+            )
+        rows, secs = duckdb_run(con, p, dls[mode], False)
+        times["duckdb", mode, "counts"].append(secs)
+        rows_q, secs_q = duckdb_run(con, p, dls[mode], True)
+        times["duckdb", mode, "counts + median/p90"].append(secs_q)
+        if want is not None:
+            expected = from_report(want)
+            got_d = from_counts_rows(iter(rows))
+            got_q = from_counts_rows(iter(rows_q))
+            problems += compare(f"DuckDB {mode}", got_d, expected, quantiles=False)
+            problems += compare(f"DuckDB+q {mode}", got_q, expected, quantiles=True)
+    return problems
+
+
+def measure_batches(
+    engine: Engine,
+    cfg: config_mod.Config,
+    p: Params,
+    *,
+    size: int,
+    batches: int,
+    seed: int,
+    check: bool,
+    queue_only: bool,
+    label: str,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """``batches`` sync batches of ``size`` complaints, each applied with the roll-up (all
+    dimensions; and the queue only when ``queue_only``) and without it, rolled back; then, when
+    ``check``, one committed and the roll-up compared with a rebuild. Returns the times by label
+    and the facts ("committed" seconds, "check": "equal" | "DIFFERENT")."""
+    times: dict[str, list[float]] = defaultdict(list)
+    facts: dict[str, Any] = {}
+    rng = random.Random(seed)  # the same batches on every engine: the same data after
+    for i in range(batches):
+        batch = changed_batch(engine, rng, size, p.as_of)
+        with_rl = time_batch(engine, batch, with_rollup=True)
+        without = time_batch(engine, batch, with_rollup=False)
+        times["batch with roll-up"].append(with_rl["total"])
+        times["batch without roll-up"].append(without["total"])
+        times["roll-up's own share"].append(with_rl["total"] - without["total"])
+        times["  of which its writes (flush)"].append(with_rl["flush"])
+        if queue_only:
+            queue = time_batch(engine, batch, with_rollup=True, dimensions="queue")
+            times["roll-up's share, queue only"].append(queue["total"] - without["total"])
+        print(
+            f"{label}: batch {i + 1}: {with_rl['total']:.2f} / {without['total']:.2f} s",
+            file=sys.stderr,
+        )
+    if check:
+        batch = changed_batch(engine, rng, size, p.as_of)
+        committed, same = commit_and_check(engine, cfg, batch)
+        facts["committed"] = committed
+        facts["check"] = "equal" if same else "DIFFERENT"
+    return dict(times), facts
+
+
 def _ratio_row(
     mode: str, engine: str, label: str, secs: list[float], duck: float, duck_q: float
 ) -> list[str]:
@@ -404,31 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in setups:
             cfg = cfgs[s.name, "calendar"]
             engine = opened[s.name] = make_engine(cfg.database_url)
-            # As after a change of timezone: the complaints' rl columns rewritten too.
-            t0 = time.perf_counter()
-            with write_transaction(engine) as conn:
-                built = rollup.rebuild(
-                    conn, report_mod.rollup_basis(cfg), BUILD_NOW, rewrite_columns=True
-                )
-            rollup.vacuum(engine, complaints_too=True)
-            seconds = time.perf_counter() - t0
-            # and as after a change of dimensions: the roll-up's tables only
-            t0 = time.perf_counter()
-            report_mod.rebuild_rollup(engine, cfg, BUILD_NOW)
-            tables_only = time.perf_counter() - t0
-            if engine.dialect.name == "postgresql":  # the size without the rebuilds' dead rows
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.exec_driver_sql("VACUUM FULL rollup_days")
-                    conn.exec_driver_sql("VACUUM FULL rollup_closures")
-            facts[s.name].update(
-                build=seconds,
-                tables_only=tables_only,
-                rows=(built.day_rows, built.closure_rows),
-                mb=size_mb(engine, ("rollup_days", "rollup_closures")),
-                ix_mb=size_mb(engine, ("ix_complaints_rl_queue", "ix_complaints_rl_dur")),
-                raw_mb=size_mb(engine, ("complaints",)),
-            )
-            print(f"{s.name}: roll-up rebuilt in {seconds:.1f} s", file=sys.stderr)
+            facts[s.name].update(measure_build(engine, cfg))
+            print(f"{s.name}: roll-up rebuilt in {facts[s.name]['build']:.1f} s", file=sys.stderr)
         request = report_mod.make_request(
             as_of=datetime.fromtimestamp(p.as_of, UTC),
             tz=p.tz,
@@ -440,65 +534,26 @@ def main(argv: list[str] | None = None) -> int:
         con = load_duckdb(setups[0])
         dls = {m: deadline_days(p, cfgs[setups[0].name, m]) for m in MODES}
         for rnd in range(1, args.rounds + 1):
-            for mode in MODES:
-                want: dict[str, Any] | None = None
-                for s in setups:
-                    cfg, engine = cfgs[s.name, mode], opened[s.name]
-                    got, spent, plan = timed_report(engine, cfg, request, use_rollup=True)
-                    raw, raw_spent, raw_plan = timed_report(engine, cfg, request, use_rollup=False)
-                    for key, value in spent.items():
-                        times[s.name, mode, f"rollup {key}"].append(value)
-                    for key, value in raw_spent.items():
-                        times[s.name, mode, f"raw {key}"].append(value)
-                    if rnd > 1:
-                        continue
-                    if plan != ("rollup", True) or raw_plan != ("raw", False):
-                        problems.append(f"{s.name} {mode}: paths {plan} / {raw_plan}")
-                    if got["rows"] != raw["rows"] or got["total"] != raw["total"]:
-                        problems.append(f"{s.name} {mode}: roll-up report != raw report")
-                    want = want or got
-                    problems += compare(
-                        f"{s.name} {mode}", from_report(got), from_report(want), quantiles=True
-                    )
-                rows, secs = duckdb_run(con, p, dls[mode], False)
-                times["duckdb", mode, "counts"].append(secs)
-                rows_q, secs_q = duckdb_run(con, p, dls[mode], True)
-                times["duckdb", mode, "counts + median/p90"].append(secs_q)
-                if want is not None:
-                    expected = from_report(want)
-                    got_d = from_counts_rows(iter(rows))
-                    got_q = from_counts_rows(iter(rows_q))
-                    problems += compare(f"DuckDB {mode}", got_d, expected, quantiles=False)
-                    problems += compare(f"DuckDB+q {mode}", got_q, expected, quantiles=True)
+            problems += report_round(rnd, setups, cfgs, opened, request, con, p, dls, times)
             loads.append(load_average())
             print(f"round {rnd} done (load {loads[-1]})", file=sys.stderr)
         for s in setups:
-            engine = opened[s.name]
-            rng = random.Random(args.seed)  # the same batches on every engine: same data after
-            for i in range(args.batches):
-                batch = changed_batch(engine, rng, args.batch, p.as_of)
-                with_rl = time_batch(engine, batch, with_rollup=True)
-                queue = time_batch(engine, batch, with_rollup=True, dimensions="queue")
-                without = time_batch(engine, batch, with_rollup=False)
-                share = with_rl["total"] - without["total"]
-                times[s.name, "sync", "batch with roll-up"].append(with_rl["total"])
-                times[s.name, "sync", "batch without roll-up"].append(without["total"])
-                times[s.name, "sync", "roll-up's own share"].append(share)
-                times[s.name, "sync", "  of which its writes (flush)"].append(with_rl["flush"])
-                times[s.name, "sync", "roll-up's share, queue only"].append(
-                    queue["total"] - without["total"]
-                )
-                print(
-                    f"{s.name}: batch {i + 1}: {with_rl['total']:.2f} / {without['total']:.2f} s",
-                    file=sys.stderr,
-                )
-            if not args.no_check:
-                batch = changed_batch(engine, rng, args.batch, p.as_of)
-                committed, same = commit_and_check(engine, cfgs[s.name, "calendar"], batch)
-                facts[s.name]["committed"] = committed
-                facts[s.name]["check"] = "equal" if same else "DIFFERENT"
-                if not same:
-                    problems.append(f"{s.name}: after a committed batch the roll-up != a rebuild")
+            batch_times, batch_facts = measure_batches(
+                opened[s.name],
+                cfgs[s.name, "calendar"],
+                p,
+                size=args.batch,
+                batches=args.batches,
+                seed=args.seed,
+                check=not args.no_check,
+                queue_only=True,
+                label=s.name,
+            )
+            for label, secs in batch_times.items():
+                times[s.name, "sync", label] += secs
+            facts[s.name].update(batch_facts)
+            if batch_facts.get("check") == "DIFFERENT":
+                problems.append(f"{s.name}: after a committed batch the roll-up != a rebuild")
         pg_info = ""
         if "postgresql" in engines:
             with pg_admin_connect(args.pg_url) as conn:

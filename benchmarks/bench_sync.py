@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from _common import pg_create, pg_drop, run_child, slamon_command
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -40,7 +41,9 @@ def seed(api: FakeRedmine, n: int) -> None:
         )
 
 
-def run(url: str, api: FakeRedmine, label: str) -> None:
+def run(url: str, api: FakeRedmine, label: str) -> dict[str, Any]:
+    """One full `slamon sync` of every ticket the fake holds into the empty database ``url``:
+    wall time, the child's own peak RSS, requests; printed and returned."""
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "slamon.toml"
         conf.write_text(
@@ -49,22 +52,51 @@ def run(url: str, api: FakeRedmine, label: str) -> None:
             "rate_limit = 100000\n",
             encoding="utf-8",
         )
-        env = {**os.environ, "BENCH_KEY": api.api_key}
-        base = [sys.executable, "-m", "slamon", "--config", str(conf)]
-        subprocess.run([*base, "db", "upgrade"], check=True, env=env, capture_output=True)
+        os.environ["BENCH_KEY"] = api.api_key  # the children inherit it
+        base = [*slamon_command(), "--config", str(conf)]
+        run_child([*base, "db", "upgrade"])
         before = len(api.requests)
-        started = time.perf_counter()
-        proc = subprocess.run([*base, "sync"], env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr)
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        child = run_child([*base, "sync"], check=False)
+        if child.returncode != 0:
+            raise SystemExit(child.stderr)
         n = len(api.issues)
+        result = {
+            "engine": label,
+            "tickets": n,
+            "seconds": child.seconds,
+            "rate": n / child.seconds,
+            "requests": len(api.requests) - before,
+            "peak_rss_mb": child.peak_rss_mb,
+            "output": child.stdout.strip(),
+        }
         print(
-            f"{label:<11} {n:>8} tickets  {elapsed:7.1f} s  {n / elapsed:8.0f} complaints/s"
-            f"  {len(api.requests) - before:>5} requests  peak RSS (max so far) {rss:.0f} MB"
+            f"{label:<11} {n:>8} tickets  {child.seconds:7.1f} s  {n / child.seconds:8.0f}"
+            f" complaints/s  {result['requests']:>5} requests  peak RSS {child.peak_rss_mb:.0f} MB"
         )
-        print(f"            {proc.stdout.strip()}")
+        print(f"            {result['output']}")
+        return result
+
+
+def measure(tickets: int, engines: list[str], pg_url: str) -> list[dict[str, Any]]:
+    """A fake Redmine with ``tickets`` tickets, synced into a fresh database per engine."""
+    api = FakeRedmine(api_key="bench-key").start()
+    results = []
+    try:
+        t0 = time.perf_counter()
+        seed(api, tickets)
+        print(f"fake Redmine with {tickets} tickets ready in {time.perf_counter() - t0:.1f} s")
+        if "sqlite" in engines:
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(run(f"sqlite:///{Path(tmp) / 'sync.db'}", api, "sqlite"))
+        if "postgresql" in engines:
+            name = f"slamon_bench_sync_{uuid.uuid4().hex[:8]}"
+            try:
+                results.append(run(pg_create(pg_url, name), api, "postgresql"))
+            finally:
+                pg_drop(pg_url, name)
+    finally:
+        api.stop()
+    return results
 
 
 def main() -> None:
@@ -73,29 +105,8 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1/postgres")
     args = parser.parse_args()
-
-    api = FakeRedmine(api_key="bench-key").start()
-    try:
-        t0 = time.perf_counter()
-        seed(api, args.tickets)
-        print(f"fake Redmine with {args.tickets} tickets ready in {time.perf_counter() - t0:.1f} s")
-        if args.db in ("sqlite", "both"):
-            with tempfile.TemporaryDirectory() as tmp:
-                run(f"sqlite:///{Path(tmp) / 'sync.db'}", api, "SQLite")
-        if args.db in ("postgresql", "both"):
-            import psycopg
-
-            name = f"slamon_bench_sync_{uuid.uuid4().hex[:8]}"
-            admin = args.pg_url.replace("postgresql://", "postgresql://", 1)
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            try:
-                run(admin.rsplit("/", 1)[0] + f"/{name}", api, "PostgreSQL")
-            finally:
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        api.stop()
+    engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    measure(args.tickets, engines, args.pg_url)
 
 
 if __name__ == "__main__":
