@@ -745,24 +745,26 @@ def status_cmd(as_json: bool) -> None:
     now = clock.now()
     result = status_mod.collect(st.migrated_engine(), cfg, now)
     if as_json:
-        out.print_json(json.dumps(result.as_json(), ensure_ascii=False))
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
         leader = result.holder or "none (slamon run is not running)"
         out.print(f"lead: {leader}", markup=False)
+        # a pipe or a file: wide enough that no name or instant is cut
+        wide = out if out.is_terminal else Console(width=160, highlight=False, emoji=False)
         table = Table(box=box.SIMPLE_HEAD, title="sources")
         for col in ("source", "last sync", "lag", "state"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=True)
         for s in result.sources:
-            lag = "-" if s.lag is None else config_mod._show(s.lag)
+            lag = "-" if s.lag is None else config_mod.show_duration(s.lag)
             state_text = "error" if s.error else ("stale" if s.stale else "ok")
             table.add_row(
                 Text(s.name), Text(_local(s.last_success_at, cfg)), Text(lag), Text(state_text)
             )
         if result.sources:
-            out.print(table)
+            wide.print(table)
         jobs = Table(box=box.SIMPLE_HEAD, title="jobs")
         for col in ("job", "last run", "result", "next run", "runs", "failures"):
-            jobs.add_column(col)
+            jobs.add_column(col, no_wrap=True)
         for j in result.jobs:
             jobs.add_row(
                 Text(j.job),
@@ -773,7 +775,7 @@ def status_cmd(as_json: bool) -> None:
                 Text(str(j.failures)),
             )
         if result.jobs:
-            out.print(jobs)
+            wide.print(jobs)
         pending = result.outbox.get("pending", 0) + result.outbox.get("sending", 0)
         out.print(
             f"alerts firing: {len(result.firing)}; outbox: {pending} waiting,"

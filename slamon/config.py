@@ -214,11 +214,11 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[
-    timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: _show(d))
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: show_duration(d))
 ]
 
 
-def _show(d: timedelta) -> str:
+def show_duration(d: timedelta) -> str:
     """A duration as config text, largest units first ("1d6h")."""
     total, parts = int(d.total_seconds()), []
     for unit in ("w", "d", "h", "m", "s"):

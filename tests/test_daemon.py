@@ -273,6 +273,17 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
     no_duplicates(box)
     code, st = status(config)
     assert code == 1 and any("not running" in a for a in st["attention"])
+    shown = subprocess.run(
+        [sys.executable, "-m", "slamon", "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RM_KEY": KEY},
+        timeout=60,
+    )
+    assert shown.returncode == 1
+    assert shown.stdout.startswith("lead: none (slamon run is not running)\n")
+    assert "sync:rm" in shown.stdout and "digest:minutely" in shown.stdout
+    assert "needs attention:\n  - no daemon holds the lead" in shown.stdout
 
 
 def test_a_failing_job_does_not_stop_the_others(

@@ -557,4 +557,4 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _human(d: timedelta) -> str:
-    return config_mod._show(d)
+    return config_mod.show_duration(d)
