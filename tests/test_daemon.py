@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from fakes.redmine import FakeRedmine
-from fakes.server import Response
+from fakes.server import FakeAPI, Response
 from fakes.smtp import Mailbox, free_port, smtp_server
 from slamon.store import migrate
 from slamon.store.engine import make_engine
@@ -51,6 +51,24 @@ class SlowRedmine(FakeRedmine):
         if self.delay:
             time.sleep(self.delay)
         return super().handle(method, path, query, headers, body)
+
+
+class Heartbeat(FakeAPI):
+    """A dead man's switch: counts the GETs of its secret path."""
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Response:
+        return 200, {"Content-Type": "text/plain"}, b"OK"
+
+    def pings(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for method, got, _ in self.requests if method == "GET" and got == path)
 
 
 def seed(api: FakeRedmine, n: int, now: datetime, *, project: str = "Support") -> None:
@@ -220,8 +238,15 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
     engine, api, box, port, tmp = world
     seed(api, 40, datetime.now(UTC))
     http_port = free_port()
+    beat = Heartbeat().start()
+    secret_path = "/ping/7f3c-secret-uuid"
+    os.environ["SLAMON_HB"] = beat.url + secret_path
     config = write_config(
-        tmp / "slamon.toml", db_url, port, api.url, daemon=f"http_port = {http_port}"
+        tmp / "slamon.toml",
+        db_url,
+        port,
+        api.url,
+        daemon=f'http_port = {http_port}\nheartbeat_url_env = "SLAMON_HB"',
     )
     daemon = Daemon(config, tmp / "daemon.log")
     try:
@@ -260,14 +285,18 @@ def test_the_daemon_syncs_alerts_sends_a_digest_and_stops_on_sigterm(
             api.issues[i]["updated_on"] = api.tick()  # changed now: the next sync sees it
         api.clock = max(api.clock, now - timedelta(hours=1))
         wait_for(lambda: subjects(box, "RESOLVED") == 1, message="the resolved message")
+        assert beat.pings(secret_path) >= 3  # after each successful sync and evaluation
         started = time.monotonic()
         assert daemon.stop() == 0
         assert time.monotonic() - started < 10
     finally:
         daemon.kill()
+        beat.stop()
+        os.environ.pop("SLAMON_HB", None)
     log = daemon.lines()  # every line is JSON
     assert any(line["message"].startswith("took the lead") for line in log)
-    assert KEY not in daemon.log_path.read_text(encoding="utf-8")
+    text = daemon.log_path.read_text(encoding="utf-8")
+    assert KEY not in text and "secret-uuid" not in text
     # Exactly the expected alerts: one firing, one resolved; no reminder within 24 h.
     assert (subjects(box, "FIRING"), subjects(box, "RESOLVED"), kinds(box)["alert"]) == (1, 1, 2)
     no_duplicates(box)
