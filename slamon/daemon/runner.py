@@ -38,8 +38,7 @@ from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
     BackgroundScheduler,
 )
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
-from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine
 
 from slamon import config as config_mod
 from slamon import sources as sources_mod
@@ -54,17 +53,10 @@ from slamon.daemon.metrics import Metrics
 from slamon.digest import deliver as digest_deliver
 from slamon.errors import SlamonError
 from slamon.notify import outbox
+from slamon.store import alerts as alerts_store
+from slamon.store import daemon as daemon_store
 from slamon.store import migrate
 from slamon.store.engine import make_engine, write_transaction
-from slamon.store.models import (
-    alert_runs,
-    alert_states,
-    daemon_jobs,
-    daemon_leader,
-    digest_slots,
-    sources,
-)
-from slamon.store.models import outbox as outbox_table
 
 log = logging.getLogger("slamon.daemon")
 
@@ -179,13 +171,7 @@ class Daemon:
         log.info("took the lead as %s", self.name)
         self.metrics.leader.set(1)
         with write_transaction(self.engine) as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            values = {"holder": self.name, "since": now, "seen_at": now, "stopped_at": None}
-            conn.execute(
-                dialect.insert(daemon_leader)
-                .values(id=1, **values)
-                .on_conflict_do_update(index_elements=["id"], set_=values)
-            )
+            daemon_store.take_lead(conn, self.name, now)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(4)},
@@ -198,11 +184,7 @@ class Daemon:
 
     def _seen(self) -> None:
         with write_transaction(self.engine) as conn:
-            conn.execute(
-                update(daemon_leader)
-                .where(daemon_leader.c.id == 1, daemon_leader.c.holder == self.name)
-                .values(seen_at=self.clock())
-            )
+            daemon_store.mark_leader(conn, self.name, seen_at=self.clock())
 
     def _step_down(self) -> None:
         if self.scheduler is not None:
@@ -229,11 +211,7 @@ class Daemon:
         if self.lock is not None and self.lock.held:
             try:
                 with write_transaction(self.engine) as conn:
-                    conn.execute(
-                        update(daemon_leader)
-                        .where(daemon_leader.c.id == 1, daemon_leader.c.holder == self.name)
-                        .values(stopped_at=self.clock())
-                    )
+                    daemon_store.mark_leader(conn, self.name, stopped_at=self.clock())
             except Exception:
                 log.exception("could not record the stop")
             self.lock.release()
@@ -336,25 +314,9 @@ class Daemon:
             return
         rows = {job.id: job.next_run_time for job in scheduler.get_jobs()}
         with write_transaction(self.engine) as conn:
-            conn.execute(delete(daemon_jobs).where(daemon_jobs.c.job.not_in(list(rows))))
+            daemon_store.keep_jobs(conn, list(rows))
             for job_id, next_run in rows.items():
-                self._upsert_job(conn, job_id, next_run_at=_utc(next_run))
-
-    @staticmethod
-    def _upsert_job(conn: Any, job_id: str, **values: Any) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        first = {"job": job_id, "runs": 0, "failures": 0}
-        for key, value in values.items():  # a first row counts from zero
-            first[key] = (
-                value
-                if key not in ("runs", "failures")
-                else int(key == "runs" or values.get("last_status") == "failed")
-            )
-        conn.execute(
-            dialect.insert(daemon_jobs)
-            .values(**first)
-            .on_conflict_do_update(index_elements=["job"], set_=values)
-        )
+                daemon_store.record_job(conn, job_id, next_run_at=_utc(next_run))
 
     def _wrapped(self, job_id: str, func: Callable[..., None], kwargs: dict[str, Any]) -> None:
         if self.stop_event.is_set():
@@ -366,7 +328,7 @@ class Daemon:
         status, error = "ok", None
         try:
             with write_transaction(self.engine) as conn:
-                self._upsert_job(conn, job_id, last_started_at=started)
+                daemon_store.record_job(conn, job_id, last_started_at=started)
             func(**kwargs)
         except Stopping:
             status, error = "stopped", "stopped by SIGTERM between pages"
@@ -380,15 +342,15 @@ class Daemon:
             try:
                 job = self.scheduler.get_job(job_id) if self.scheduler is not None else None
                 with write_transaction(self.engine) as conn:
-                    self._upsert_job(
+                    daemon_store.record_job(
                         conn,
                         job_id,
+                        finished=True,
+                        failed=status == "failed",
                         last_finished_at=self.clock(),
                         last_status=status,
                         last_error=error,
                         next_run_at=_utc(job.next_run_time) if job is not None else None,
-                        runs=daemon_jobs.c.runs + 1,
-                        failures=daemon_jobs.c.failures + int(status == "failed"),
                     )
             except Exception:
                 log.exception("could not record the outcome of job %s", job_id)
@@ -447,11 +409,7 @@ class Daemon:
         if result.delivery is not None:
             self._count(result.delivery)
         with self.engine.connect() as conn:
-            firing = conn.execute(
-                select(func.count())
-                .select_from(alert_states)
-                .where(alert_states.c.status == "firing")
-            ).scalar_one()
+            firing = len(alerts_store.firing_keys(conn))
         self.metrics.alerts_firing.set(firing)
         if result.transitions:
             log.info(
@@ -466,7 +424,7 @@ class Daemon:
         self._count(outbox.deliver(self.engine, cfg, self.clock))
         with self.engine.connect() as conn:
             backlog = outbox.backlog(conn)
-            synced = conn.execute(select(sources.c.name, sources.c.last_success_at)).all()
+            synced = daemon_store.last_successes(conn)
         self.metrics.outbox_backlog.set(backlog.get("pending", 0) + backlog.get("sending", 0))
         now = self.clock()
         for name, last in synced:  # the sources table only: no count over the complaints
@@ -493,8 +451,7 @@ class Daemon:
         before = self.clock() - cfg.settings.outbox.keep
         with write_transaction(self.engine) as conn:
             purged = outbox.purge(conn, before)
-            runs = conn.execute(delete(alert_runs).where(alert_runs.c.at < before)).rowcount
-            slots = conn.execute(delete(digest_slots).where(digest_slots.c.slot < before)).rowcount
+            runs, slots = daemon_store.purge_history(conn, before)
         log.info(
             "housekeeping: %d outbox rows, %d alert runs, %d digest slots older than %s deleted",
             purged,
@@ -530,18 +487,8 @@ class Daemon:
         }
         try:
             with self.engine.connect() as conn:
-                failed = (
-                    conn.execute(
-                        select(daemon_jobs.c.job).where(daemon_jobs.c.last_status == "failed")
-                    )
-                    .scalars()
-                    .all()
-                )
-                pending = conn.execute(
-                    select(func.count())
-                    .select_from(outbox_table)
-                    .where(outbox_table.c.status == "pending")
-                ).scalar_one()
+                failed = daemon_store.failed_jobs(conn)
+                pending = outbox.backlog(conn).get("pending", 0)
         except Exception as exc:
             return False, {**body, "error": f"database: {type(exc).__name__}"}
         body.update(failed_jobs=list(failed), outbox_pending=pending)

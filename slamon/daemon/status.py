@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from slamon import sources as sources_mod
 from slamon.config import Config
 from slamon.daemon.lock import lock_holder
-from slamon.store.models import alert_states, daemon_jobs, daemon_leader, outbox
+from slamon.notify import outbox
+from slamon.store import alerts as alerts_store
+from slamon.store import daemon as daemon_store
 
 #: Pending messages older than this need attention (the daemon delivers every minute).
 OUTBOX_LATE = timedelta(minutes=15)
@@ -111,22 +113,9 @@ def collect(engine: Engine, config: Config, now: datetime) -> Status:
         error = known.last_error if failing else None
         lines.append(SourceLine(known.name, last, lag, error, stale))
     with engine.connect() as conn:
-        firing = list(
-            conn.execute(
-                select(alert_states.c.key)
-                .where(alert_states.c.status == "firing")
-                .order_by(alert_states.c.key)
-            ).scalars()
-        )
-        counts = {
-            status: int(n)
-            for status, n in conn.execute(
-                select(outbox.c.status, func.count()).group_by(outbox.c.status)
-            )
-        }
-        oldest = conn.execute(
-            select(func.min(outbox.c.created_at)).where(outbox.c.status.in_(["pending", "sending"]))
-        ).scalar()
+        firing = alerts_store.firing_keys(conn)
+        counts = outbox.backlog(conn)
+        oldest = outbox.oldest_waiting(conn)
         jobs = [
             JobLine(
                 r.job,
@@ -137,15 +126,11 @@ def collect(engine: Engine, config: Config, now: datetime) -> Status:
                 r.runs,
                 r.failures,
             )
-            for r in conn.execute(select(daemon_jobs).order_by(daemon_jobs.c.job))
+            for r in daemon_store.jobs(conn)
         ]
-        leader = (
-            conn.execute(select(daemon_leader).where(daemon_leader.c.id == 1)).mappings().first()
-        )
+        leader = daemon_store.leader(conn)
     holder = lock_holder(engine)
-    status = Status(
-        now, holder, dict(leader) if leader else None, lines, firing, counts, oldest, jobs
-    )
+    status = Status(now, holder, leader, lines, firing, counts, oldest, jobs)
     need = status.attention
     if holder is None:
         need.append("no daemon holds the lead: `slamon run` is not running")

@@ -18,8 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine
 
 from slamon.config import Config, DigestSettings
 from slamon.digest.context import DigestAlert, build_context
@@ -27,9 +26,8 @@ from slamon.digest.render import RenderedDigest, render
 from slamon.notify import outbox
 from slamon.notify.email import message_id
 from slamon.store import alerts as alerts_store
+from slamon.store import digests as digests_store
 from slamon.store.engine import write_transaction
-from slamon.store.models import digest_slots
-from slamon.store.models import outbox as outbox_table
 
 log = logging.getLogger(__name__)
 
@@ -162,29 +160,12 @@ def _queue(
         for to in recipients
     ]
     with write_transaction(engine) as conn:
-        if slot is not None:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            claimed = conn.execute(
-                dialect.insert(digest_slots)
-                .values(
-                    name=name,
-                    slot=slot.at,
-                    claimed_at=now,
-                    late=slot.late,
-                    recipients=len(recipients),
-                )
-                .on_conflict_do_nothing(index_elements=["name", "slot"])
-                .returning(digest_slots.c.name)
-            ).first()
-            if claimed is None:
-                return False, ()
+        if slot is not None and not digests_store.claim_slot(
+            conn, name, slot.at, now, late=slot.late, recipients=len(recipients)
+        ):
+            return False, ()
         outbox.enqueue(conn, messages, now)
-        keys = [m.dedupe_key for m in messages]
-        ids = tuple(
-            conn.execute(
-                select(outbox_table.c.id).where(outbox_table.c.dedupe_key.in_(keys))
-            ).scalars()
-        )
+        ids = outbox.ids(conn, [m.dedupe_key for m in messages])
     return True, ids
 
 
@@ -199,12 +180,8 @@ def run_slot(engine: Engine, config: Config, name: str, now: datetime) -> Outcom
     if slot is None:
         return Outcome(name, None, "none")
     with engine.connect() as conn:
-        taken = conn.execute(
-            select(digest_slots.c.name).where(
-                digest_slots.c.name == name, digest_slots.c.slot == slot.at
-            )
-        ).first()
-    if taken is not None:
+        taken = digests_store.slot_taken(conn, name, slot.at)
+    if taken:
         return Outcome(name, slot.at, "claimed", slot.late)
     rendered = compose(engine, config, name, slot.at, late=slot.late)
     queued, ids = _queue(

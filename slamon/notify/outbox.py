@@ -249,6 +249,21 @@ def _record_failure(
     log.warning("delivery failed: %s", message)
 
 
+def ids(conn: Connection, keys: Iterable[str]) -> tuple[int, ...]:
+    """The rows of these dedupe keys."""
+    query = select(outbox.c.id).where(outbox.c.dedupe_key.in_(list(keys)))
+    return tuple(conn.execute(query).scalars())
+
+
+def oldest_waiting(conn: Connection) -> datetime | None:
+    """When the oldest message still to send was queued."""
+    waiting = outbox.c.status.in_(["pending", "sending"])
+    value: datetime | None = conn.execute(
+        select(func.min(outbox.c.created_at)).where(waiting)
+    ).scalar()
+    return value
+
+
 def backlog(conn: Connection) -> dict[str, int]:
     """How many rows are in each status."""
     rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))

@@ -16,6 +16,11 @@ def states(conn: Connection) -> Sequence[Row[Any]]:
     return conn.execute(select(alert_states)).all()
 
 
+def firing_keys(conn: Connection) -> list[str]:
+    query = select(alert_states.c.key).where(alert_states.c.status == "firing")
+    return list(conn.execute(query.order_by(alert_states.c.key)).scalars())
+
+
 def transitions(conn: Connection, limit: int) -> Sequence[Row[Any]]:
     t = alert_transitions
     return conn.execute(select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)).all()
