@@ -4,13 +4,14 @@ on random complaints with traps at local midnights, DST changes, holidays and ba
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
+from strategies import DAY, instants, local_midnight
 
 import oracle
 from helpers import make_config
@@ -29,23 +30,7 @@ BASES = (
     datetime(2025, 10, 29, tzinfo=UTC),
     datetime(2026, 4, 28, tzinfo=UTC),  # RU May holidays
 )
-DAY = 86400
 EXAMPLES = int(os.environ.get("SLAMON_PROPERTY_EXAMPLES", "150"))
-
-
-def _local_midnight(base: datetime, tz: ZoneInfo, day_offset: int) -> datetime:
-    day = base.astimezone(tz).date() + timedelta(days=day_offset)
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
-@st.composite
-def instants(draw: st.DrawFn, base: datetime, tz: ZoneInfo, max_days: int) -> datetime:
-    """Any second in the range, or a local midnight, or one second before one."""
-    kind = draw(st.sampled_from(["any", "any", "midnight", "before-midnight"]))
-    if kind == "any":
-        return base + timedelta(seconds=draw(st.integers(0, max_days * DAY)))
-    at = _local_midnight(base, tz, draw(st.integers(0, max_days)))
-    return at - timedelta(seconds=1) if kind == "before-midnight" else at
 
 
 @st.composite
@@ -55,7 +40,7 @@ def closure_after(draw: st.DrawFn, created: datetime, tz: ZoneInfo) -> datetime:
     kind = draw(st.sampled_from(["any", "any", "midnight", "before-midnight"]))
     if kind == "any":
         return created + timedelta(seconds=draw(st.integers(0, 14 * DAY)))
-    at = _local_midnight(created, tz, draw(st.integers(1, 14)))
+    at = local_midnight(created, tz, draw(st.integers(1, 14)))
     return at - timedelta(seconds=1) if kind == "before-midnight" else at
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
+from strategies import DAY, instants, local_midnight
 
 import oracle
 from helpers import make_config
@@ -35,7 +36,6 @@ from slamon.store.engine import write_transaction
 from slamon.store.models import complaints, sources
 
 EXAMPLES = int(os.environ.get("SLAMON_ROLLUP_EXAMPLES", "30"))
-DAY = 86400
 SOURCE = "crm"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -49,21 +49,6 @@ SETTINGS = (
 )
 QUEUES = ("billing", "delivery", "")
 CHANNELS = ("phone", "email")
-
-
-def midnight(base: datetime, tz: ZoneInfo, days: int) -> datetime:
-    day = base.astimezone(tz).date() + timedelta(days=days)
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
-@st.composite
-def instants(draw: st.DrawFn, base: datetime, tz: ZoneInfo, max_days: int) -> datetime:
-    """Any second in the range, or a local midnight, or one second before one."""
-    kind = draw(st.sampled_from(["any", "any", "midnight", "before-midnight"]))
-    if kind == "any":
-        return base + timedelta(seconds=draw(st.integers(0, max_days * DAY)))
-    at = midnight(base, tz, draw(st.integers(0, max_days)))
-    return at - timedelta(seconds=1) if kind == "before-midnight" else at
 
 
 @st.composite
@@ -317,7 +302,7 @@ def test_midnight_and_one_second_before_it_with_closures_after_as_of(engine: Eng
         "thresholds": (0, 1, 3),
         "one_transaction": False,
     }
-    midnight_9th = midnight(h["base"], tz, 5)  # 2026-03-09 00:00 EDT
+    midnight_9th = local_midnight(h["base"], tz, 5)  # 2026-03-09 00:00 EDT
     recs = [
         ComplaintRecord("a", midnight_9th - timedelta(days=2), midnight_9th + timedelta(hours=5)),
         ComplaintRecord("b", midnight_9th - timedelta(seconds=1), midnight_9th),
