@@ -85,3 +85,17 @@ def merge(stored: ComplaintRecord | None, incoming: ComplaintRecord) -> Complain
         incoming if incoming.first_closed_at == first else replace(incoming, first_closed_at=first)
     )
     return None if merged == stored else merged
+
+
+def sync_failure(
+    last_error: str | None, last_success_at: datetime | None, last_attempt_at: datetime | None
+) -> str | None:
+    """A source's sync error while it still stands: its latest attempt failed after its last
+    success (or it never succeeded); None once a later sync succeeded."""
+    if last_error is None:
+        return None
+    if last_success_at is None:
+        return last_error
+    if last_attempt_at is not None and last_attempt_at > last_success_at:
+        return last_error
+    return None

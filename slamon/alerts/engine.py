@@ -29,6 +29,7 @@ from slamon.alerts.rules import (
 )
 from slamon.alerts.state import Notice, Observation, Policy, State, Status, step
 from slamon.config import Config
+from slamon.domain import sync_failure
 from slamon.errors import UsageError
 from slamon.notify import outbox
 from slamon.notify.email import message_id
@@ -127,18 +128,15 @@ def source_problems(
             problems[name] = "never synced"
             continue
         seen = judge_stale(row.last_success_at, row.created_at, at, stale_after)
-        failing = row.last_error is not None and (
-            row.last_success_at is None
-            or (row.last_attempt_at is not None and row.last_attempt_at > row.last_success_at)
-        )
+        failing = sync_failure(row.last_error, row.last_success_at, row.last_attempt_at)
         detail = {
             "last_success_at": row.last_success_at.isoformat() if row.last_success_at else None,
-            "last_error": row.last_error if failing else None,
+            "last_error": failing,
         }
         findings.append(Finding(key, Rule.STALE, None, seg, seen, detail=detail))
         if seen is Observation.BREACH:
             problems[name] = "stale"
-        elif failing:
+        elif failing is not None:
             problems[name] = "failing"
     return findings, problems
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from slamon import sources as sources_mod
 from slamon.config import Config
 from slamon.daemon.lock import lock_holder
+from slamon.domain import sync_failure
 from slamon.notify import outbox
 from slamon.store import alerts as alerts_store
 from slamon.store import daemon as daemon_store
@@ -107,10 +108,7 @@ def collect(engine: Engine, config: Config, now: datetime) -> Status:
         last = known.last_success_at
         lag = None if last is None else now - last
         stale = lag is None or lag > stale_after
-        failing = known.last_error is not None and (
-            last is None or (known.last_attempt_at is not None and known.last_attempt_at > last)
-        )
-        error = known.last_error if failing else None
+        error = sync_failure(known.last_error, last, known.last_attempt_at)
         lines.append(SourceLine(known.name, last, lag, error, stale))
     with engine.connect() as conn:
         firing = alerts_store.firing_keys(conn)
