@@ -386,16 +386,14 @@ class AlertSettings(_Section):
 
 
 def _loopback(value: str) -> str:
-    import ipaddress
+    # The endpoint's own rule (it refuses to bind elsewhere), checked here to name the key.
+    from slamon.daemon.http import is_loopback
 
-    try:
-        if not ipaddress.ip_address(value).is_loopback:
-            raise ValueError
-    except ValueError:
+    if not is_loopback(value):
         raise ValueError(
             f"{value!r}: the endpoint listens on a loopback address only (127.0.0.1 or ::1);"
             " put a reverse proxy in front to expose it"
-        ) from None
+        )
     return value
 
 

@@ -156,7 +156,7 @@ class Daemon:
             if not announced:
                 log.info(
                     "standby: another daemon holds the lead; trying every %s",
-                    _human(self.config.settings.daemon.standby_poll),
+                    config_mod.show_duration(self.config.settings.daemon.standby_poll),
                 )
             return True
         if not self.lock.still_held():
@@ -501,7 +501,3 @@ class SyncFailed(Exception):
 
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
-
-
-def _human(d: timedelta) -> str:
-    return config_mod.show_duration(d)
