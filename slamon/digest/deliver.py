@@ -20,9 +20,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from slamon.alerts.rules import Rule
 from slamon.config import Config, DigestSettings
 from slamon.digest.context import DigestAlert, build_context
 from slamon.digest.render import RenderedDigest, render
+from slamon.errors import ConfigError
 from slamon.notify import outbox
 from slamon.notify.email import message_id
 from slamon.store import alerts as alerts_store
@@ -89,7 +91,7 @@ def firing_alerts(engine: Engine, scope: dict[str, str]) -> list[DigestAlert]:
             continue
         segment = {r.segment_field: r.segment_value} if r.segment_field else {}
         outside = not segment or scope.get(r.segment_field) != r.segment_value
-        if scope and r.rule != "stale" and outside:
+        if scope and r.rule != Rule.STALE and outside:
             continue
         found.append(
             DigestAlert(
@@ -127,8 +129,6 @@ def compose(
 def _sender(config: Config) -> str:
     sender = config.settings.email.sender
     if sender is None:
-        from slamon.errors import ConfigError
-
         raise ConfigError(f"{config.label}: email.sender: is required to send digests")
     return sender
 
