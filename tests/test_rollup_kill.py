@@ -54,9 +54,12 @@ def write_export(path: Path, data: list[list[str]]) -> None:
 
 def assert_equals_rebuild(engine: Engine, basis: rollup.Basis, where: str) -> None:
     with engine.connect() as conn, conn.begin() as tx:
-        kept = rollup.contents(conn)
-        meta = rollup.read_meta(conn)
+        # The roll-up's write lock first: on PostgreSQL the server may still be committing the
+        # killed client's last batch (its COMMIT was sent before the kill); once we hold the
+        # lock no batch is in flight, and both reads below see the same committed state.
+        meta = rollup.read_meta(conn, lock=True)
         assert meta is not None and meta.ready, where
+        kept = rollup.contents(conn)
         rollup.rebuild(conn, basis, NOW)
         assert rollup.contents(conn) == kept, where
         tx.rollback()
