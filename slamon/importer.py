@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from queue import Full, Queue
+from typing import IO, Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -42,6 +45,7 @@ OPTIONAL_COLUMNS = (
     "excluded",
 )
 _TEXT_FIELDS = ("status", "queue", "channel", "category", "priority", "subject", "url")
+assert ComplaintRecord.__match_args__[4:11] == _TEXT_FIELDS, "_CsvRow builds records by position"
 _MAX_SHOWN = 60
 #: Longer ids do not fit PostgreSQL's unique index on (source, external_id).
 MAX_ID_LENGTH = 500
@@ -174,6 +178,7 @@ def read_csv(
     if dupes:
         raise InputError(f"{label}:1: column {', '.join(dupes)} appears more than once")
     wanted = [(i, n) for i, n in enumerate(names) if n in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    fast = _CsvRow(names, tz, excluded_statuses)
     width = len(names)
     next_line = reader.line_num + 1
     while True:
@@ -190,7 +195,66 @@ def read_csv(
         if len(row) != width:
             yield start, RowError(start, None, f"has {len(row)} fields, the header has {width}")
             continue
-        yield _record_or_error(start, {n: row[i] for i, n in wanted}, tz, excluded_statuses)
+        rec = fast.record(row)
+        if rec is None:  # something to say about the row: the general path says it
+            yield _record_or_error(start, {n: row[i] for i, n in wanted}, tz, excluded_statuses)
+        else:
+            yield start, rec
+
+
+class _CsvRow:
+    """A CSV row as a record, for the rows with nothing wrong in them: the same result as
+    record_from_values() at a third of its cost (an export has millions of rows); None for
+    any row it does not vouch for, which the general path then reads (and names the error)."""
+
+    def __init__(self, names: list[str], tz: ZoneInfo, excluded_statuses: frozenset[str]) -> None:
+        def index(name: str) -> int | None:
+            return names.index(name) if name in names else None
+
+        self.id = names.index("id")
+        self.created = names.index("created_at")
+        self.instants = [index(n) for n in ("closed_at", "first_closed_at", "updated_at")]
+        self.texts = [index(n) for n in _TEXT_FIELDS]
+        self.excluded = index("excluded")
+        self.tz = tz
+        self.excluded_statuses = excluded_statuses
+
+    def record(self, row: list[str]) -> ComplaintRecord | None:
+        ext_id = row[self.id].strip()
+        created = row[self.created].strip()
+        if not ext_id or len(ext_id) > MAX_ID_LENGTH or not created:
+            return None
+        if self.excluded is not None and row[self.excluded].strip():
+            return None
+        texts = [("" if i is None else row[i].strip()) for i in self.texts]
+        if any("\x00" in t for t in texts) or "\x00" in ext_id:
+            return None
+        tz = self.tz
+        try:
+            closed, first, updated = (
+                None if i is None or not (v := row[i].strip()) else parse_instant(v, tz)
+                for i in self.instants
+            )
+            created_at = parse_instant(created, tz)
+        except (ValueError, OverflowError):
+            return None
+        status, queue, channel, category, priority, subject, url = texts
+        lowered = status.lower()
+        return ComplaintRecord(
+            ext_id,
+            created_at,
+            closed,
+            first,
+            status,
+            queue,
+            channel,
+            category,
+            priority,
+            subject,
+            url,
+            updated,
+            lowered if lowered in self.excluded_statuses else None,
+        )
 
 
 def read_jsonl(
@@ -246,6 +310,60 @@ class _Abort(Exception):
     pass
 
 
+_END = object()
+
+
+@contextmanager
+def _read_ahead(items: Iterator[Parsed], chunk: int = 1000) -> Iterator[Iterator[Parsed]]:
+    """``items`` read by a thread of their own, ``chunk`` at a time, a few chunks ahead: the
+    file is read and parsed while the database writes the batch before (sqlite3 and psycopg
+    release the GIL while the database works). An exception of the reader is raised in the
+    consumer, where it would have been raised without the thread, after the items before it."""
+    queue: Queue[list[Parsed] | BaseException | object] = Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(value: list[Parsed] | BaseException | object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(value, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            buf: list[Parsed] = []
+            for item in items:
+                buf.append(item)
+                if len(buf) >= chunk:
+                    if not put(buf):
+                        return
+                    buf = []
+            if buf and not put(buf):
+                return
+            put(_END)
+        except BaseException as exc:  # handed over to the consumer, raised there
+            put(exc)
+
+    def consume() -> Iterator[Parsed]:
+        while True:
+            got = queue.get()
+            if got is _END:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield from cast(list[Parsed], got)
+
+    thread = threading.Thread(target=read, name="slamon-import-reader", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
 def import_file(
     engine: Engine,
     path: Path,
@@ -271,9 +389,11 @@ def import_file(
     with raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = read_csv if kind == "csv" else read_jsonl
-        parsed = reader(text, tz, label, excluded_statuses)
         try:
-            with write_transaction(engine) as conn:
+            with (
+                _read_ahead(reader(text, tz, label, excluded_statuses)) as parsed,
+                write_transaction(engine) as conn,
+            ):
                 ensure_source(conn, source, "import", now)
                 batch: list[ComplaintRecord] = []
                 for _line, item in parsed:

@@ -106,6 +106,11 @@ def _fold(records: Iterable[ComplaintRecord]) -> tuple[dict[str, ComplaintRecord
     return latest, repeated
 
 
+def _epoch(value: datetime | None) -> int | None:
+    # Whole seconds already (_whole_seconds); aware (checked there too).
+    return None if value is None else int(value.timestamp())
+
+
 def apply_batch(
     conn: Connection, source: str, records: Iterable[ComplaintRecord], now: datetime
 ) -> BatchResult:
@@ -117,6 +122,7 @@ def apply_batch(
     stored = stored_versions(conn, source, list(incoming))
     keep: rollup.Upkeep | None = None
     rows: list[tuple[Any, ...]] = []
+    stamp = to_epoch(now)
     for ext_id, rec in incoming.items():
         old = stored.get(ext_id)
         new = merge(old, rec)
@@ -132,22 +138,50 @@ def apply_batch(
             result.changed += 1
         if not rows:
             keep = rollup.upkeep(conn)  # the roll-up's lock, taken only by a batch that writes
-        stamp = to_epoch(now)
-        rl = (None, None, None) if keep is None else keep.columns(new)
+        created = int(new.created_at.timestamp())
+        closed = _epoch(new.closed_at)
+        first = _epoch(new.first_closed_at)
+        if keep is None:
+            rl: tuple[int | None, int | None, int | None] = (None, None, None)
+        else:
+            counted = keep.counted(source, new, closed, first, created)
+            rl = keep.columns(counted)
+            if keep.tables:
+                was = None
+                if old is not None:
+                    was = keep.counted(
+                        source,
+                        old,
+                        _epoch(old.closed_at),
+                        _epoch(old.first_closed_at),
+                        int(old.created_at.timestamp()),
+                    )
+                latest = (
+                    closed if first is None or (closed is not None and closed > first) else first
+                )
+                keep.change(was, counted, latest)
+        # The columns of _INSERT_COLUMNS, in order (checked at import below).
         rows.append(
             (
-                *(
-                    (None if v is None else to_epoch(v)) if name in _INSTANT_FIELDS else v
-                    for name, v in zip(_RECORD_FIELDS, _values(new), strict=True)
-                ),
+                ext_id,
+                created,
+                closed,
+                first,
+                new.status,
+                new.queue,
+                new.channel,
+                new.category,
+                new.priority,
+                new.subject,
+                new.url,
+                _epoch(new.source_updated_at),
+                new.excluded_reason,
                 source,
                 stamp,
                 stamp,
                 *rl,
             )
         )
-        if keep is not None:
-            keep.change(source, old, new)
     if rows:
         _upsert(conn, rows)
         if keep is not None:
@@ -204,10 +238,6 @@ def _copy_sql() -> tuple[str, str, str]:
     return stage, create, insert
 
 
-def _values(rec: ComplaintRecord) -> tuple[Any, ...]:
-    return tuple(getattr(rec, name) for name in _RECORD_FIELDS)
-
-
 _INSERT_COLUMNS = (
     *_RECORD_FIELDS,
     "source",
@@ -217,6 +247,27 @@ _INSERT_COLUMNS = (
     "rl_week",
     "rl_dur",
 )
+assert _INSERT_COLUMNS == (
+    "external_id",
+    "created_at",
+    "closed_at",
+    "first_closed_at",
+    "status",
+    "queue",
+    "channel",
+    "category",
+    "priority",
+    "subject",
+    "url",
+    "source_updated_at",
+    "excluded_reason",
+    "source",
+    "first_seen_at",
+    "changed_at",
+    "rl_day",
+    "rl_week",
+    "rl_dur",
+), "apply_batch builds its rows in this order"
 
 
 @cache

@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, Index, select, text, update
 
 from slamon.domain import SEGMENT_FIELDS, Closure, ComplaintRecord
-from slamon.instants import to_epoch
 from slamon.store.models import complaints, rollup_closures, rollup_days, rollup_meta
 
 #: The grain of all complaints (value "").
@@ -157,9 +156,20 @@ def read_meta(conn: Connection, *, lock: bool = False) -> Meta | None:
 # --- upkeep in apply_batch ------------------------------------------------------------------
 
 
+#: What of a complaint the roll-up counts: (created, closure, excluded, segment values), the
+#: instants as epoch seconds, the closure by the roll-up's rule, the values in the order of the
+#: roll-up's dimensions (the source's name for "source"). A change elsewhere (a subject, a
+#: status) leaves it equal: most of what a sync brings changes nothing here.
+Counted = tuple[int, int | None, bool, tuple[str, ...]]
+
+_HOUR = 3600
+
+
 class Upkeep:
     """The roll-up's writer for one batch: the complaints' rl_day/rl_dur under the roll-up's
-    timezone and closure rule, and (when the roll-up is ready) its net deltas."""
+    timezone and closure rule, and (when the roll-up is ready) its net deltas. Instants come as
+    epoch seconds (what storage keeps), so that a million-row import pays no datetime work
+    here."""
 
     def __init__(self, meta: Meta) -> None:
         assert meta.timezone is not None and meta.closure is not None
@@ -171,45 +181,59 @@ class Upkeep:
         self._days: dict[tuple[str, int, str], list[int]] = {}
         self._closures: dict[tuple[str, int, str, int], list[int]] = {}
         self._latest: int | None = None
+        #: Local midnight offsets per UTC hour: (offset at the hour's start, or None when the
+        #: offset changes within the hour).
+        self._offsets: dict[int, int | None] = {}
 
-    def columns(self, rec: ComplaintRecord) -> tuple[int, int, int | None]:
-        """(rl_day, rl_week, rl_dur) of a record about to be stored."""
-        closure = rec.closed_at if self.final else rec.first_closed_at
+    def local_day(self, t: int) -> int:
+        """The local day (days since 1970-01-01) of the epoch instant ``t``: as local_day(),
+        with the zone's offset looked up once per UTC hour."""
+        hour = t // _HOUR
+        try:
+            off = self._offsets[hour]
+        except KeyError:
+            first = _offset(self.tz, hour * _HOUR)
+            off = first if first == _offset(self.tz, hour * _HOUR + _HOUR - 1) else None
+            self._offsets[hour] = off
+        if off is None:
+            off = _offset(self.tz, t)
+        return (t + off) // SECONDS_PER_DAY
+
+    def counted(
+        self, source: str, rec: ComplaintRecord, closed: int | None, first: int | None, created: int
+    ) -> Counted:
+        closure = closed if self.final else first
+        values = tuple(source if dim == "source" else getattr(rec, dim) for dim in self.dimensions)
+        return created, closure, rec.excluded_reason is not None, values
+
+    def columns(self, counted: Counted) -> tuple[int, int, int | None]:
+        """(rl_day, rl_week, rl_dur) of a complaint about to be stored."""
+        created, closure, excluded, _ = counted
         dur = None
-        if closure is not None and rec.excluded_reason is None and closure >= rec.created_at:
-            dur = to_epoch(closure) - to_epoch(rec.created_at)
-        day = local_day(rec.created_at, self.tz)
-        return day, week_number(day), dur
+        if closure is not None and not excluded and closure >= created:
+            dur = closure - created
+        day = self.local_day(created)
+        return day, (day + 3) // 7, dur
 
-    def _counted(self, rec: ComplaintRecord) -> tuple[Any, ...]:
-        """What of a record the roll-up counts (a change elsewhere, a subject or a status,
-        changes nothing in it: most of what a sync brings)."""
-        closure = rec.closed_at if self.final else rec.first_closed_at
-        values = tuple(getattr(rec, dim) for dim in self.dimensions if dim != "source")
-        return rec.created_at, closure, rec.excluded_reason is None, values
-
-    def change(self, source: str, old: ComplaintRecord | None, new: ComplaintRecord) -> None:
+    def change(self, old: Counted | None, new: Counted, latest: int | None) -> None:
+        """A complaint stored as ``old`` (None: new) now counts as ``new``; ``latest`` is its
+        latest closure of either kind (for the closure high-water mark)."""
         if not self.tables:
             return
-        for instant in (new.closed_at, new.first_closed_at):
-            if instant is not None and (self._latest is None or to_epoch(instant) > self._latest):
-                self._latest = to_epoch(instant)
+        if latest is not None and (self._latest is None or latest > self._latest):
+            self._latest = latest
         if old is not None:
-            if self._counted(old) == self._counted(new):
+            if old == new:
                 return
-            self._add(source, old, -1)
-        self._add(source, new, 1)
+            self._add(old, -1)
+        self._add(new, 1)
 
-    def _add(self, source: str, rec: ComplaintRecord, sign: int) -> None:
-        created = rec.created_at
-        d = local_day(created, self.tz)
-        closure = rec.closed_at if self.final else rec.first_closed_at
-        keys = [(TOTAL, d, "")]
-        keys += [
-            (dim, d, source if dim == "source" else getattr(rec, dim)) for dim in self.dimensions
-        ]
+    def _add(self, counted: Counted, sign: int) -> None:
+        created, closure, excluded, values = counted
+        d = self.local_day(created)
+        keys = [(TOTAL, d, ""), *zip(self.dimensions, (d,) * len(values), values, strict=True)]
         days = self._days
-        if rec.excluded_reason is not None or (closure is not None and closure < created):
+        if excluded or (closure is not None and closure < created):
             for key in keys:
                 row = days.get(key)
                 if row is None:
@@ -225,9 +249,8 @@ class Upkeep:
                 else:
                     row[0] += sign
             return
-        secs = to_epoch(closure) - to_epoch(created)
-        signed = sign * secs
-        c = local_day(closure, self.tz)
+        signed = sign * (closure - created)
+        c = self.local_day(closure)
         closures = self._closures
         for key in keys:
             row = days.get(key)
@@ -291,23 +314,16 @@ def upkeep(conn: Connection) -> Upkeep | None:
 @dataclass(frozen=True, slots=True)
 class _Shape:
     table: str
-    keys: tuple[tuple[str, str], ...]  # (column, PostgreSQL array type)
+    keys: tuple[str, ...]
     values: tuple[str, ...]  # bigint counters, added on conflict
-    empty: str  # the condition for a row to delete
+    empty: tuple[str, ...]  # the counters that are all zero in a row to delete
+    down: tuple[str, ...]  # a delta lowering one of these may have emptied its row
 
 
 _DAYS = _Shape(
-    "rollup_days",
-    (("dim", "varchar"), ("d", "int"), ("value", "text")),
-    ("n", "nx", "nc", "secs"),
-    "n = 0 AND nx = 0",
+    "rollup_days", ("dim", "d", "value"), ("n", "nx", "nc", "secs"), ("n", "nx"), ("n", "nx")
 )
-_CLOSURES = _Shape(
-    "rollup_closures",
-    (("dim", "varchar"), ("d", "int"), ("value", "text"), ("c", "int")),
-    ("n", "secs"),
-    "n = 0",
-)
+_CLOSURES = _Shape("rollup_closures", ("dim", "d", "value", "c"), ("n", "secs"), ("n",), ("n",))
 
 
 def _write(
@@ -318,45 +334,62 @@ def _write(
 ) -> None:
     """Add ``rows`` (keys then deltas) to a roll-up table; then delete the rows of the
     ``emptied`` keys (those whose counts went down) if their counts are zero. SQLite:
-    executemany (a loop in C). PostgreSQL: one statement over arrays (unnest), since a pipelined
-    executemany still pays a round of the executor per row, which doubled an import's time."""
-    if rows:
-        conn.exec_driver_sql(*_upsert(shape, conn.dialect.name, rows))
-    if emptied:
-        conn.exec_driver_sql(*_delete(shape, conn.dialect.name, emptied))
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
-    return tuple([r[i] for r in rows] for i in range(width))
-
-
-def _upsert(shape: _Shape, dialect: str, rows: Sequence[tuple[Any, ...]]) -> tuple[str, Any]:
-    keys = [k for k, _ in shape.keys]
+    executemany (a loop in C). PostgreSQL: the deltas are COPied into a temporary table of the
+    session and applied by one INSERT ... SELECT and one DELETE ... USING (a pipelined
+    executemany pays a round of the executor per row; arrays for unnest() cost psycopg more
+    than COPY does)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _write_by_copy(conn, shape, rows, bool(emptied))
+        return
+    keys = shape.keys
     names = ", ".join([*keys, *shape.values])
-    sums = ", ".join(f"{v} = {shape.table}.{v} + excluded.{v}" for v in shape.values)
-    tail = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
-    if dialect == "postgresql":
-        arrays = ", ".join(
-            [*(f"%s::{t}[]" for _, t in shape.keys), *("%s::bigint[]" for _ in shape.values)]
-        )
-        sql = f"INSERT INTO {shape.table} ({names}) SELECT * FROM unnest({arrays}){tail}"
-        return sql, _columns(rows, len(keys) + len(shape.values))
     marks = ", ".join("?" for _ in range(len(keys) + len(shape.values)))
-    return f"INSERT INTO {shape.table} ({names}) VALUES ({marks}){tail}", rows
+    conn.exec_driver_sql(
+        f"INSERT INTO {shape.table} ({names}) VALUES ({marks}){_on_conflict(shape)}", rows
+    )
+    if emptied:
+        match = " AND ".join(f"{k} = ?" for k in keys)
+        empty = " AND ".join(f"{v} = 0" for v in shape.empty)
+        conn.exec_driver_sql(f"DELETE FROM {shape.table} WHERE {match} AND {empty}", emptied)
 
 
-def _delete(shape: _Shape, dialect: str, keys: Sequence[tuple[Any, ...]]) -> tuple[str, Any]:
-    names = [k for k, _ in shape.keys]
-    if dialect == "postgresql":
-        arrays = ", ".join(f"%s::{t}[]" for _, t in shape.keys)
-        match = " AND ".join(f"t.{k} = u.{k}" for k in names)
-        sql = (
-            f"DELETE FROM {shape.table} t USING unnest({arrays}) AS u({', '.join(names)})"
-            f" WHERE {match} AND t.{shape.empty.replace(' AND ', ' AND t.')}"
+def _on_conflict(shape: _Shape) -> str:
+    keys = ", ".join(shape.keys)
+    sums = ", ".join(f"{v} = {shape.table}.{v} + excluded.{v}" for v in shape.values)
+    return f" ON CONFLICT ({keys}) DO UPDATE SET {sums}"
+
+
+def _write_by_copy(
+    conn: Connection, shape: _Shape, rows: Sequence[tuple[Any, ...]], emptied: bool
+) -> None:
+    keys = shape.keys
+    names = ", ".join([*keys, *shape.values])
+    stage = f"slamon_stage_{shape.table}"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS"
+        f" SELECT {names} FROM {shape.table} WITH NO DATA"
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
+    conn.exec_driver_sql(
+        f"INSERT INTO {shape.table} ({names}) SELECT {names} FROM {stage}{_on_conflict(shape)}"
+    )
+    if emptied:
+        # Only a key whose count went down can have reached zero.
+        match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        down = " OR ".join(f"s.{v} < 0" for v in shape.down)
+        empty = " AND ".join(f"t.{v} = 0" for v in shape.empty)
+        conn.exec_driver_sql(
+            f"DELETE FROM {shape.table} t USING {stage} s WHERE {match} AND ({down}) AND {empty}"
         )
-        return sql, _columns(keys, len(names))
-    match = " AND ".join(f"{k} = ?" for k in names)
-    return f"DELETE FROM {shape.table} WHERE {match} AND {shape.empty}", keys
+    conn.exec_driver_sql(f"TRUNCATE {stage}")
 
 
 # --- local days in SQL ------------------------------------------------------------------------
