@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import bulk as bulk_mod
 import duckdb
 import numpy as np
 import psycopg
@@ -511,6 +512,7 @@ class EngineSetup:
     url: str
     sqlite_path: Path | None = None
     import_run: ChildRun | None = None  # the timed `slamon import` when this run imported
+    bulk_seconds: float | None = None  # when this run loaded the rows by benchmarks/bulk.py
 
 
 def _count_rows_sqlite(path: Path) -> int:
@@ -539,10 +541,12 @@ def setup_engine(
     prefix: str = "report",
     *,
     bind_rollup: bool = False,
+    bulk: bool = False,
 ) -> EngineSetup:
     """The imported database for ``name``: reused when it holds all the rows, else rebuilt.
     ``bind_rollup``: rebuild the (empty) roll-up under the config before the import, as a user
-    with a timezone other than UTC does once, so that the import keeps the right one."""
+    with a timezone other than UTC does once, so that the import keeps the right one.
+    ``bulk``: load the rows with benchmarks/bulk.py instead of `slamon import` (10 M rows)."""
     tag = f"{args.rows}-{args.seed}"
     cfg_path = args.data_dir / f"{prefix}-{name}-{tag}.toml"
     if name == "sqlite":
@@ -564,6 +568,10 @@ def setup_engine(
     cli = [*slamon_command(), "--config", str(cfg_path)]
     run_child([*cli, "db", "upgrade"])  # also when reused: the schema may have moved on
     run = None
+    if not ready and bulk:
+        secs = bulk_mod.load(cfg_path, csv_path, SOURCE)
+        print(f"bulk-loaded {args.rows} rows into {name} in {secs:.1f} s", file=sys.stderr)
+        return EngineSetup(name, cfg_path, url, db, None, secs)
     if not ready:
         if bind_rollup:
             run_child([*cli, "db", "rebuild-rollup"])

@@ -261,12 +261,18 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
     )
     # 1. import and upsert, real CLI children
     setups: list[EngineSetup] = []
+    bulk = size >= args.bulk_from
     for e in engines:
-        s = bench_report.setup_engine(e, csv_path, ns, prefix=PREFIX, bind_rollup=True)
+        s = bench_report.setup_engine(e, csv_path, ns, prefix=PREFIX, bind_rollup=True, bulk=bulk)
         setups.append(s)
+        r = out["engines"][e]
+        if bulk:
+            assert s.bulk_seconds is not None
+            r["bulk_load"] = {"seconds": s.bulk_seconds, "db_mb": db_size_mb(s)}
+            log(f"{size} {e}: bulk-loaded in {s.bulk_seconds:.0f} s (no import/upsert figures)")
+            continue
         run = s.import_run
         assert run is not None
-        r = out["engines"][e]
         r["import"] = {
             "seconds": run.seconds,
             "rows_per_s": size / run.seconds,
@@ -420,7 +426,10 @@ def costs(
     loading, DuckDB, pandas, setup): what --budget scales to predict the next size."""
     per: dict[str, float] = {}
     for e, r in out["engines"].items():
-        secs = r["import"]["seconds"] + r["upsert"]["seconds"]
+        if "import" in r:
+            secs = r["import"]["seconds"] + r["upsert"]["seconds"]
+        else:
+            secs = r["bulk_load"]["seconds"]
         secs += r["rollup_build"]["build"] + r["rollup_build"]["tables_only"]
         secs += sum(sum(v) for (_, eng), v in timings.seconds.items() if eng == e)
         secs += sum(sum(v) for (eng, _, what), v in times.items() if eng == e and " total" in what)
@@ -616,10 +625,11 @@ def flat_figures(res: dict[str, Any]) -> dict[str, dict[str, float]]:
     """(figure name) -> {engine: value} for one size: what the growth table follows."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for e, r in res["engines"].items():
-        out["import s"][e] = r["import"]["seconds"]
-        out["import peak RSS MB"][e] = r["import"]["peak_rss_mb"]
-        out["upsert (10 % changed) s"][e] = r["upsert"]["seconds"]
-        out["database MB"][e] = r["import"]["db_mb"]
+        if "import" in r:
+            out["import s"][e] = r["import"]["seconds"]
+            out["import peak RSS MB"][e] = r["import"]["peak_rss_mb"]
+            out["upsert (10 % changed) s"][e] = r["upsert"]["seconds"]
+        out["database MB"][e] = r.get("import", r.get("bulk_load", {}))["db_mb"]
         out["report CLI s"][e] = res["report"][e]["cli"]
         out["report CLI peak RSS MB"][e] = res["report"][e]["cli_rss_mb"]
         out["report in-process s"][e] = res["report"][e]["inproc"]
@@ -696,6 +706,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     for n in sizes:
         for e, r in results["sizes"][str(n)]["engines"].items():
+            if "import" not in r:
+                continue
             add(
                 "import >= 50,000 rows/s",
                 f"{e}, {n:,}",
@@ -738,19 +750,23 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         lo, hi = results["sizes"][str(sizes[0])], results["sizes"][str(top[e])]
         per10 = math.log10(top[e] / sizes[0])
-        small = lo["engines"][e]["import"]["peak_rss_mb"]
-        large = hi["engines"][e]["import"]["peak_rss_mb"]
-        add(
-            "import memory flat in the file size (peak RSS ratio per 10x rows)",
-            f"{e}, {sizes[0]:,} -> {top[e]:,}",
-            (large / small) ** (1 / per10),
-            1.2,
-            "x",
-            low=True,
-        )
+        imported = [n for n in sizes if "import" in results["sizes"][str(n)]["engines"].get(e, {})]
+        if len(imported) > 1:
+            small = lo["engines"][e]["import"]["peak_rss_mb"]
+            large = results["sizes"][str(imported[-1])]["engines"][e]["import"]["peak_rss_mb"]
+            add(
+                "import memory flat in the file size (peak RSS ratio per 10x rows)",
+                f"{e}, {sizes[0]:,} -> {imported[-1]:,}",
+                (large / small) ** (1 / math.log10(imported[-1] / sizes[0])),
+                1.2,
+                "x",
+                low=True,
+            )
         for name in ("import s", "report CLI s", "hand SQL (counts) s"):
-            a = flat_figures(lo)[name][e]
-            b = flat_figures(hi)[name][e]
+            a = flat_figures(lo)[name].get(e)
+            b = flat_figures(hi)[name].get(e)
+            if a is None or b is None:
+                continue
             add(
                 f"cost linear or better: {name.removesuffix(' s')}, time per 10x rows",
                 f"{e}, {sizes[0]:,} -> {top[e]:,}",
@@ -806,15 +822,19 @@ def markdown(results: dict[str, Any]) -> str:
         rows = []
         for e, r in res["engines"].items():
             sync = r.get("sync", {})
+            imp, up = r.get("import", {}), r.get("upsert", {})
+            bulk = r.get("bulk_load")
             rows.append(
                 [
                     e,
-                    fmt(r["import"]["rows_per_s"], 0),
-                    fmt(r["import"]["seconds"], 1),
-                    fmt(r["import"]["peak_rss_mb"], 0),
-                    fmt(r["import"]["db_mb"], 0),
-                    fmt(r["upsert"]["rows_per_s"], 0),
-                    fmt(r["upsert"]["peak_rss_mb"], 0),
+                    fmt(imp.get("rows_per_s"), 0),
+                    fmt(imp.get("seconds"), 1)
+                    if bulk is None
+                    else f"bulk load {bulk['seconds']:.0f} s (benchmarks/bulk.py)",
+                    fmt(imp.get("peak_rss_mb"), 0),
+                    fmt(r.get("import", bulk or {}).get("db_mb"), 0),
+                    fmt(up.get("rows_per_s"), 0),
+                    fmt(up.get("peak_rss_mb"), 0),
                     f"{fmt(sync.get('rate'), 0)} ({fmt(sync.get('tickets'))} tickets)",
                 ]
             )
@@ -1019,6 +1039,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--bulk-from",
+        type=int,
+        default=10_000_000,
+        help="sizes from this many rows are loaded by benchmarks/bulk.py, not `slamon import`"
+        " (no import/upsert figures for them): 10 M rows would take most of an hour per engine",
+    )
     parser.add_argument(
         "--render",
         type=Path,
