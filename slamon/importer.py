@@ -10,14 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from queue import Full, Queue
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -310,60 +307,6 @@ class _Abort(Exception):
     pass
 
 
-_END = object()
-
-
-@contextmanager
-def _read_ahead(items: Iterator[Parsed], chunk: int = 1000) -> Iterator[Iterator[Parsed]]:
-    """``items`` read by a thread of their own, ``chunk`` at a time, a few chunks ahead: the
-    file is read and parsed while the database writes the batch before (sqlite3 and psycopg
-    release the GIL while the database works). An exception of the reader is raised in the
-    consumer, where it would have been raised without the thread, after the items before it."""
-    queue: Queue[list[Parsed] | BaseException | object] = Queue(maxsize=4)
-    stop = threading.Event()
-
-    def put(value: list[Parsed] | BaseException | object) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(value, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            buf: list[Parsed] = []
-            for item in items:
-                buf.append(item)
-                if len(buf) >= chunk:
-                    if not put(buf):
-                        return
-                    buf = []
-            if buf and not put(buf):
-                return
-            put(_END)
-        except BaseException as exc:  # handed over to the consumer, raised there
-            put(exc)
-
-    def consume() -> Iterator[Parsed]:
-        while True:
-            got = queue.get()
-            if got is _END:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            yield from cast(list[Parsed], got)
-
-    thread = threading.Thread(target=read, name="slamon-import-reader", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        thread.join()
-
-
 def import_file(
     engine: Engine,
     path: Path,
@@ -390,10 +333,8 @@ def import_file(
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = read_csv if kind == "csv" else read_jsonl
         try:
-            with (
-                _read_ahead(reader(text, tz, label, excluded_statuses)) as parsed,
-                write_transaction(engine) as conn,
-            ):
+            parsed = reader(text, tz, label, excluded_statuses)
+            with write_transaction(engine) as conn:
                 ensure_source(conn, source, "import", now)
                 batch: list[ComplaintRecord] = []
                 for _line, item in parsed:

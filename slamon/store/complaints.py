@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ARRAY, Connection, Text, any_, bindparam, func, select
 
 from slamon.domain import ComplaintRecord, is_older, merge
 from slamon.instants import to_epoch
@@ -64,11 +64,15 @@ def stored_versions(
     conn: Connection, source: str, external_ids: Sequence[str]
 ) -> dict[str, ComplaintRecord]:
     cols = [complaints.c[name] for name in _RECORD_FIELDS]
-    rows = conn.execute(
-        select(*cols).where(
-            complaints.c.source == source, complaints.c.external_id.in_(external_ids)
-        )
-    )
+    if conn.dialect.name == "postgresql":
+        # One array parameter: an IN list of 5,000 placeholders cost the server 170 ms a batch
+        # to parse and plan (half an import's time), against 10 ms for = ANY.
+        match = complaints.c.external_id == any_(bindparam("ids", type_=ARRAY(Text)))
+        params: dict[str, Any] = {"ids": list(external_ids)}
+    else:
+        match = complaints.c.external_id.in_(external_ids)
+        params = {}
+    rows = conn.execute(select(*cols).where(complaints.c.source == source, match), params)
     return {row.external_id: ComplaintRecord(*row) for row in rows}
 
 
