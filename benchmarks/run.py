@@ -248,9 +248,11 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
     out: dict[str, Any] = {"rows": size, "engines": {e: {} for e in engines}, "problems": []}
     problems: list[str] = out["problems"]
     csv_path = ensure_csv(size, args.seed, args.data_dir, args.tz)
-    changed_path, secs = timed(lambda: ensure_changed_csv(csv_path))
-    if secs > 1:
-        log(f"{size}: wrote the 10 %-changed export in {secs:.1f} s")
+    bulk = size >= args.bulk_from
+    if not bulk:  # the upsert's input; bulk-loaded sizes have no import figures
+        changed_path, secs = timed(lambda: ensure_changed_csv(csv_path))
+        if secs > 1:
+            log(f"{size}: wrote the 10 %-changed export in {secs:.1f} s")
     ns = argparse.Namespace(
         rows=size,
         seed=args.seed,
@@ -261,7 +263,6 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
     )
     # 1. import and upsert, real CLI children
     setups: list[EngineSetup] = []
-    bulk = size >= args.bulk_from
     for e in engines:
         s = bench_report.setup_engine(e, csv_path, ns, prefix=PREFIX, bind_rollup=True, bulk=bulk)
         setups.append(s)
@@ -680,9 +681,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     for e in engines:
         big = results["sizes"][str(top[e])]
         rep = big["report"][e]
+        # #8 sets the report goal at 1 M on SQLite and at 10 M on PostgreSQL
+        stated = 1_000_000 if e == "sqlite" else 10_000_000
+        at = "" if top[e] >= stated else f" (the goal is set at {stated // 1_000_000} M)"
         add(
             "report within 1.5x of the hand-written query (same figures: + median/p90)",
-            f"{e}, {top[e]:,}, CLI",
+            f"{e}, {top[e]:,}, CLI{at}",
             rep["cli_x_hand_q"],
             GOAL_REPORT,
             "x",
@@ -690,7 +694,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "report within 1.5x of the hand-written query (counts-only query)",
-            f"{e}, {top[e]:,}, CLI",
+            f"{e}, {top[e]:,}, CLI{at}",
             rep["cli_x_hand"],
             GOAL_REPORT,
             "x",
@@ -698,7 +702,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "report within 1.5x of the hand-written query (counts-only query)",
-            f"{e}, {top[e]:,}, in-process",
+            f"{e}, {top[e]:,}, in-process{at}",
             rep["inproc_x_hand"],
             GOAL_REPORT,
             "x",
@@ -718,11 +722,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
     for e in engines:
         big = results["sizes"][str(top[e])]
+        at10 = "" if top[e] >= 10_000_000 else " (the goal is set at 10 M)"
         for mode in bench_rollup.MODES:
             rr = big["rollup_report"][mode][e]
             add(
                 "roll-up report (levels, counts, mean) <= 0.2x DuckDB",
-                f"{e}, {top[e]:,}, {mode}",
+                f"{e}, {top[e]:,}, {mode}{at10}",
                 rr["counts_x_duckdb"],
                 GOAL_ROLLUP,
                 "x",
@@ -730,7 +735,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             add(
                 "roll-up report with exact median/p90 <= DuckDB (+median/p90)",
-                f"{e}, {top[e]:,}, {mode}",
+                f"{e}, {top[e]:,}, {mode}{at10}",
                 rr["total_x_duckdb_q"],
                 GOAL_ROLLUP_Q,
                 "x",
