@@ -512,14 +512,22 @@ class EngineSetup:
     url: str
     sqlite_path: Path | None = None
     import_run: ChildRun | None = None  # the timed `slamon import` when this run imported
-    bulk_seconds: float | None = None  # when this run loaded the rows by benchmarks/bulk.py
+    # when this run loaded the rows by benchmarks/bulk.py: seconds of the load, of the rebuild
+    bulk_seconds: tuple[float, float] | None = None
+
+
+# the rows as loaded: all of them changed at one instant (a committed sync batch changes some)
+_UNTOUCHED = (
+    "SELECT count(*) FROM complaints WHERE source = {mark} HAVING count(DISTINCT changed_at) = 1"
+)
 
 
 def _count_rows_sqlite(path: Path) -> int:
+    """The rows of the benchmark's source when none has changed since they were loaded."""
     try:
         with sqlite3.connect(path) as conn:
-            row = conn.execute("SELECT count(*) FROM complaints WHERE source = ?", (SOURCE,))
-            return int(row.fetchone()[0])
+            row = conn.execute(_UNTOUCHED.format(mark="?"), (SOURCE,)).fetchone()
+            return int(row[0]) if row else -1
     except sqlite3.Error:
         return -1
 
@@ -527,9 +535,8 @@ def _count_rows_sqlite(path: Path) -> int:
 def _count_rows_pg(url: str) -> int:
     try:
         with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT count(*) FROM complaints WHERE source = %s", (SOURCE,))
-            got = row.fetchone()
-            return int(got[0]) if got else -1
+            row = conn.execute(_UNTOUCHED.format(mark="%s"), (SOURCE,)).fetchone()
+            return int(row[0]) if row else -1
     except psycopg.Error:
         return -1
 
@@ -570,7 +577,11 @@ def setup_engine(
     run = None
     if not ready and bulk:
         secs = bulk_mod.load(cfg_path, csv_path, SOURCE)
-        print(f"bulk-loaded {args.rows} rows into {name} in {secs:.1f} s", file=sys.stderr)
+        print(
+            f"bulk-loaded {args.rows} rows into {name} in {secs[0]:.1f} s,"
+            f" roll-up rebuilt in {secs[1]:.1f} s",
+            file=sys.stderr,
+        )
         return EngineSetup(name, cfg_path, url, db, None, secs)
     if not ready:
         if bind_rollup:

@@ -345,17 +345,23 @@ def commit_and_check(engine: Engine, cfg: config_mod.Config, batch: Batch) -> tu
 # --- the run ---------------------------------------------------------------------------------
 
 
-def measure_build(engine: Engine, cfg: config_mod.Config) -> dict[str, Any]:
+def measure_build(
+    engine: Engine, cfg: config_mod.Config, *, with_columns: float | None = None
+) -> dict[str, Any]:
     """The roll-up rebuilt under ``cfg``, timed twice: as after a change of timezone (the
     complaints' rl columns rewritten too, then VACUUM) and as after a change of dimensions
-    (tables only); its rows and sizes (PostgreSQL: after VACUUM FULL)."""
+    (tables only); its rows and sizes (PostgreSQL: after VACUUM FULL). ``with_columns``: the
+    seconds of such a rebuild already done (benchmarks/bulk.py), not done again."""
+    seconds = with_columns
+    if seconds is None:
+        t0 = time.perf_counter()
+        with write_transaction(engine) as conn:
+            basis = report_mod.rollup_basis(cfg)
+            rollup.rebuild(conn, basis, BUILD_NOW, rewrite_columns=True)
+        rollup.vacuum(engine, complaints_too=True)
+        seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with write_transaction(engine) as conn:
-        built = rollup.rebuild(conn, report_mod.rollup_basis(cfg), BUILD_NOW, rewrite_columns=True)
-    rollup.vacuum(engine, complaints_too=True)
-    seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    report_mod.rebuild_rollup(engine, cfg, BUILD_NOW)
+    built = report_mod.rebuild_rollup(engine, cfg, BUILD_NOW)
     tables_only = time.perf_counter() - t0
     if engine.dialect.name == "postgresql":  # the size without the rebuilds' dead rows
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

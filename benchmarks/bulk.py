@@ -115,9 +115,10 @@ def _rows(path: Path, chunk: int):  # type: ignore[no-untyped-def]
             yield buf
 
 
-def load(config_path: Path, export: Path, source: str) -> float:
+def load(config_path: Path, export: Path, source: str) -> tuple[float, float]:
     """Bulk-load ``export`` into the (migrated, empty) database of ``config_path`` and rebuild
-    the roll-up with slamon; returns the seconds taken (the epoch CSV, if written, excluded)."""
+    the roll-up with slamon (its rl columns rewritten, as after a change of timezone); returns
+    the seconds of the load and of the rebuild (the epoch CSV, if written, excluded)."""
     cfg = config_mod.load(config_path)
     tz = cfg.settings.service_level.timezone
     now = int(datetime.now(UTC).timestamp())
@@ -154,6 +155,8 @@ def load(config_path: Path, export: Path, source: str) -> float:
             ):
                 while block := f.read(1 << 20):
                     copy.write(block)
+    loaded = time.perf_counter() - t0
+    t0 = time.perf_counter()
     engine = make_engine(url)
     try:
         basis = report_mod.rollup_basis(cfg)
@@ -162,4 +165,4 @@ def load(config_path: Path, export: Path, source: str) -> float:
         rollup.vacuum(engine, complaints_too=True)
     finally:
         engine.dispose()
-    return time.perf_counter() - t0
+    return loaded, time.perf_counter() - t0
