@@ -1,6 +1,6 @@
 """The benchmark suite: every figure of issues #8 and #10, per engine and size, in one run.
 
-    python benchmarks/run.py [--sizes 100000,1000000] [--db sqlite|postgresql|both] [--quick]
+    python benchmarks/run.py [--sizes 1000000] [--db sqlite|postgresql|both] [--quick]
 
 Per size (the generated export, deterministic and cached in benchmarks/data/, git-ignored):
 
@@ -22,9 +22,11 @@ Per size (the generated export, deterministic and cached in benchmarks/data/, gi
    (rolled back); then one committed and the roll-up compared with a rebuild.
 7. sync: `slamon sync` from the local fake Redmine (pages of 100) into a fresh database.
 
+After the sizes, once per engine: the daemon at rest (benchmarks/bench_daemon.py).
 Growth: each figure at each size, and its ratio per 10x of rows. Results:
 benchmarks/results/YYYY-MM-DD-<commit>.json and .md, and benchmarks/results/latest.md.
-The 10 M size is opt-in (`--sizes 100000,1000000,10000000`: hours of import on this machine).
+The default is 1 M complaints on SQLite; PostgreSQL (`--db both`) and 10 M (`--sizes 10000000`,
+loaded by benchmarks/bulk.py, not `slamon import`) are opt-in.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bench_daemon
 import bench_report
 import bench_rollup
 import bench_sync
@@ -103,6 +106,9 @@ GOAL_ROLLUP = 0.2
 GOAL_ROLLUP_Q = 1.0
 GOAL_UPKEEP = 0.5
 GOAL_LINEAR = 10.0  # time per 10x rows; a step above this is worse than linear
+GOAL_DAEMON_RSS = 120.0  # MB
+GOAL_DAEMON_CPU = 1.0  # % of a core, the median second: "near zero between jobs"
+DAEMON_ROWS = 100_000
 
 
 def log(msg: str) -> None:
@@ -673,7 +679,13 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(goal: str, where: str, value: float, limit: float, unit: str, *, low: bool) -> None:
         met = value <= limit if low else value >= limit
         if low:
-            by = f"{value / limit:.2f}x the limit" if not met else f"{limit / value:.2f}x margin"
+            by = (
+                f"{value / limit:.2f}x the limit"
+                if not met
+                else f"{limit / value:.2f}x margin"
+                if value > 0
+                else "zero"
+            )
         else:
             by = f"{value / limit:.2f}x the goal"
         out.append(
@@ -766,12 +778,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         per10 = math.log10(top[e] / sizes[0])
         imported = [n for n in sizes if "import" in results["sizes"][str(n)]["engines"].get(e, {})]
         if len(imported) > 1:
-            small = lo["engines"][e]["import"]["peak_rss_mb"]
+            small = results["sizes"][str(imported[0])]["engines"][e]["import"]["peak_rss_mb"]
             large = results["sizes"][str(imported[-1])]["engines"][e]["import"]["peak_rss_mb"]
             add(
                 "import memory flat in the file size (peak RSS ratio per 10x rows)",
-                f"{e}, {sizes[0]:,} -> {imported[-1]:,}",
-                (large / small) ** (1 / math.log10(imported[-1] / sizes[0])),
+                f"{e}, {imported[0]:,} -> {imported[-1]:,}",
+                (large / small) ** (1 / math.log10(imported[-1] / imported[0])),
                 1.2,
                 "x",
                 low=True,
@@ -789,6 +801,24 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "x",
                 low=True,
             )
+    for e, d in results.get("daemon", {}).items():
+        where = f"{e}, {d['rows']:,.0f} complaints, {d['window_s']:.0f} s window"
+        add(
+            "daemon at rest: RSS under 120 MB (peak)",
+            where,
+            d["peak_rss_mb"],
+            GOAL_DAEMON_RSS,
+            "MB",
+            low=True,
+        )
+        add(
+            "daemon at rest: CPU near zero between jobs (median second)",
+            where,
+            d["cpu_pct_median_second"],
+            GOAL_DAEMON_CPU,
+            "%",
+            low=True,
+        )
     return out
 
 
@@ -821,6 +851,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for line in meta["left_out"]:
         lines.append(f"- left out: {line}")
+    for m in runs:
+        lines += [f"- **error**: {line}" for line in m.get("errors", [])]
     lines += ["", "## Goals (issues #8 and #10)", ""]
     lines += table(
         ["goal", "where", "measured", "limit", "verdict"],
@@ -1014,6 +1046,44 @@ def markdown(results: dict[str, Any]) -> str:
         if res["problems"]:
             lines += ["**Problems (figures differ):**", ""]
             lines += [f"- {p}" for p in res["problems"][:40]] + [""]
+    if results.get("daemon"):
+        lines += [
+            "## The daemon at rest (benchmarks/bench_daemon.py)",
+            "",
+            "`slamon run` with one CSV source, unchanged, synced every minute, the alert rules"
+            " evaluated after each sync and the outbox delivered every minute; measured after"
+            " the warm-up from /proc every half second.",
+            "",
+        ]
+        lines += table(
+            [
+                "engine",
+                "complaints",
+                "window s",
+                "syncs logged",
+                "RSS MB (end)",
+                "peak RSS MB",
+                "CPU % (window)",
+                "CPU % (median second)",
+                "CPU % (p95 second)",
+                "exit on SIGTERM",
+            ],
+            [
+                [
+                    e,
+                    fmt(int(d["rows"])),
+                    fmt(d["window_s"], 0),
+                    fmt(int(d["syncs"])),
+                    fmt(d["rss_mb"], 1),
+                    fmt(d["peak_rss_mb"], 1),
+                    fmt(d["cpu_pct_window"], 2),
+                    fmt(d["cpu_pct_median_second"], 2),
+                    fmt(d["cpu_pct_p95_second"], 2),
+                    fmt(int(d["exit"])),
+                ]
+                for e, d in results["daemon"].items()
+            ],
+        )
     if len(sizes) > 1:
         lines += ["## Growth (each figure at each size; ratio per 10x rows)", ""]
         flats = {n: flat_figures(results["sizes"][str(n)]) for n in sizes}
@@ -1076,6 +1146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--daemon-seconds",
+        type=float,
+        default=120.0,
+        help=f"the daemon at rest (benchmarks/bench_daemon.py, {DAEMON_ROWS:,} complaints)"
+        " measured this long per engine after the sizes; 0: not measured",
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -1145,10 +1222,11 @@ def main(argv: list[str] | None = None) -> int:
         f"sync is measured with {args.sync_tickets:,} tickets (or the size, if smaller), not"
         " the full size: the fake Redmine answers about 1,000 complaints/s over HTTP, so 1 M"
         " tickets would take about 17 minutes per engine",
-        "daemon idle RSS/CPU (goal of #8): belongs to the daemon issue, not measured here",
         "peak RSS is measured for the CLI children (import, upsert, report, sync) only; the"
         " hand SQL, DuckDB and pandas run in this process",
     ]
+    if args.daemon_seconds <= 0:
+        left_out.append("the daemon at rest (--daemon-seconds 0)")
     if "postgresql" not in engines:
         left_out.append("PostgreSQL: opt-in (--db both or --db postgresql)")
     if max(sizes) < 10_000_000:
@@ -1190,6 +1268,24 @@ def main(argv: list[str] | None = None) -> int:
             if not results["sizes"]:
                 raise
         write_results(results, args, stem, started)
+    for e in engines if args.daemon_seconds > 0 else []:
+        log(f"the daemon at rest on {e}: {args.daemon_seconds:.0f} s")
+        try:
+            daemon = bench_daemon.run(
+                DAEMON_ROWS,
+                args.daemon_seconds,
+                db=e,
+                pg_url=args.pg_url,
+                tz=args.tz,
+                data_dir=args.data_dir,
+            )
+        except Exception as exc:
+            log(f"the daemon at rest on {e} failed: {exc!r}")
+            meta.setdefault("errors", []).append(f"daemon on {e}: {exc!r}")
+            continue
+        results.setdefault("daemon", {})[e] = daemon
+        if daemon["exit"] != 0:
+            meta.setdefault("errors", []).append(f"daemon on {e}: exit {daemon['exit']:.0f}")
     text = write_results(results, args, stem, started)
     print(text)
     log(f"wrote {args.results_dir}/{stem}.json, .md and latest.md ({meta['wall_s']:.0f} s)")
@@ -1217,7 +1313,14 @@ def combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for m in metas:
         versions.update(m["versions"])
     meta["versions"] = versions
-    return {"meta": meta, "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0])))}
+    daemon: dict[str, Any] = {}
+    for run in runs:
+        daemon.update(run.get("daemon", {}))
+    return {
+        "meta": meta,
+        "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
+        **({"daemon": daemon} if daemon else {}),
+    }
 
 
 def write_results(
