@@ -1149,7 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--daemon-seconds",
         type=float,
-        default=120.0,
+        default=60.0,
         help=f"the daemon at rest (benchmarks/bench_daemon.py, {DAEMON_ROWS:,} complaints)"
         " measured this long per engine after the sizes; 0: not measured",
     )
