@@ -307,6 +307,16 @@ class _Cohort:
         n = self.count - 1
         return (n // 2, 1 + (n % 2)), (9 * n // 10, 1 + (9 * n % 10 > 0))
 
+    def reads(self) -> tuple[tuple[int, int, int, bool], ...]:
+        """Per rank range of ranks(): (first rank, how many, OFFSET, descending). A range is
+        read from the nearer end of the closure-time order: p90 skips the 10 % above it
+        instead of the 90 % below (the walk costs what it skips)."""
+        out: list[tuple[int, int, int, bool]] = []
+        for first, n in self.ranks():
+            above = self.count - first - n  # closures after the range
+            out.append((first, n, above, True) if above < first else (first, n, first, False))
+        return tuple(out)
+
 
 _LIVE = (
     "rl_dur IS NOT NULL AND rl_day >= {d0} AND rl_day <= {d1} AND created_at + rl_dur <= {as_of}"
@@ -340,7 +350,11 @@ def _read_sqlite(
     no LIMIT or OFFSET from an outer query, and a statement costs microseconds here)."""
     where = _READS[kind].format(q="?", w0="?", w1="?", d0="?", d1="?", as_of="?")
     hint = " INDEXED BY ix_complaints_rl_dur" if kind == "walk" else ""
-    sql = f"SELECT rl_dur FROM complaints{hint} WHERE {where} ORDER BY rl_dur LIMIT ? OFFSET ?"
+    sql = {
+        desc: f"SELECT rl_dur FROM complaints{hint} WHERE {where}"
+        f" ORDER BY rl_dur{' DESC' if desc else ''} LIMIT ? OFFSET ?"
+        for desc in (False, True)
+    }
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         for c in cohorts:
@@ -350,10 +364,11 @@ def _read_sqlite(
                 "weeks": (c.queue, w0, w1),
                 "queues": (c.d0, c.d1, w0, w1),
             }
-            for first, n in c.ranks():
-                params = (*bound.get(kind, ()), c.d0, c.d1, as_of, n, first)
-                for i, (value,) in enumerate(cursor.execute(sql, params)):
-                    yield c, first + i, int(value)
+            for first, n, offset, desc in c.reads():
+                params = (*bound.get(kind, ()), c.d0, c.d1, as_of, n, offset)
+                values = sorted(int(v) for (v,) in cursor.execute(sql[desc], params))
+                for i, value in enumerate(values):
+                    yield c, first + i, value
     finally:
         cursor.close()
 
@@ -364,25 +379,35 @@ def _read_postgresql(
     """(cohort, rank, value): one statement for all cohorts of a kind (their parameters as
     arrays), each cohort read by two correlated subqueries, LIMIT and OFFSET from the outer
     row. (One subquery numbering the closures with row_number() instead read twice as slowly:
-    the window costs more than the second walk.)"""
-    columns: list[list[Any]] = [[] for _ in range(10)]
+    the window costs more than the second walk.) Each range is read from the nearer end of
+    the closure-time order (_Cohort.reads); string_agg puts its values in ascending order."""
+    columns: list[list[Any]] = [[] for _ in range(14)]
     for i, c in enumerate(cohorts):
-        (k1, n1), (k2, n2) = c.ranks()
-        row = (i, c.queue, week_number(c.d0), week_number(c.d1), c.d0, c.d1, k1, n1, k2, n2)
+        (k1, n1, o1, desc1), (k2, n2, o2, desc2) = c.reads()
+        w0, w1 = week_number(c.d0), week_number(c.d1)
+        row = (i, c.queue, w0, w1, c.d0, c.d1, k1, n1, o1, desc1, k2, n2, o2, desc2)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     where = _READS[kind].format(q="t.q", w0="t.w0", w1="t.w1", d0="t.d0", d1="t.d1", as_of="%s")
-    picks = [
-        f"(SELECT string_agg(v::text, ',' ORDER BY v) FROM (SELECT rl_dur AS v FROM complaints"
-        f" WHERE {where} ORDER BY rl_dur LIMIT t.n{j} OFFSET t.k{j}) s)"
-        for j in (1, 2)
-    ]
-    arrays = ", ".join(["%s::int[]", "%s::text[]", *["%s::int[]"] * 8])
+
+    def pick(j: int, desc: bool) -> str:
+        # the other direction's subquery stops at its one-time filter on t.desc{j}
+        guard = f"t.desc{j}" if desc else f"NOT t.desc{j}"
+        order = "rl_dur DESC" if desc else "rl_dur"
+        return (
+            f"(SELECT string_agg(v::text, ',' ORDER BY v) FROM (SELECT rl_dur AS v FROM"
+            f" complaints WHERE {guard} AND {where} ORDER BY {order}"
+            f" LIMIT t.n{j} OFFSET t.o{j}) s)"
+        )
+
+    picks = [f"coalesce({pick(j, False)}, {pick(j, True)})" for j in (1, 2)]
+    types = ["int", "text", "int", "int", "int", "int", "int", "int", "int", "bool"]
+    arrays = ", ".join(f"%s::{t}[]" for t in [*types, *types[6:]])
     statement = (
         f"SELECT t.i, t.k1, {picks[0]}, t.k2, {picks[1]} FROM unnest({arrays})"
-        " AS t(i, q, w0, w1, d0, d1, k1, n1, k2, n2)"
+        " AS t(i, q, w0, w1, d0, d1, k1, n1, o1, desc1, k2, n2, o2, desc2)"
     )
-    for i, k1, v1, k2, v2 in conn.exec_driver_sql(statement, (as_of, as_of, *columns)):
+    for i, k1, v1, k2, v2 in conn.exec_driver_sql(statement, (*[as_of] * 4, *columns)):
         for first, found in ((k1, v1), (k2, v2)):
             for j, value in enumerate(found.split(",") if found else []):
                 yield cohorts[i], first + j, int(value)
