@@ -24,7 +24,7 @@ Per size (the generated export, deterministic and cached in benchmarks/data/, gi
 
 After the sizes, once per engine: the daemon at rest (benchmarks/bench_daemon.py).
 Growth: each figure at each size, and its ratio per 10x of rows. Results:
-benchmarks/results/YYYY-MM-DD-<commit>.json and .md, and benchmarks/results/latest.md.
+benchmarks/results/YYYY-MM-DD-HHMM-<commit>.json and .md, and benchmarks/results/latest.md.
 The default is 1 M complaints on SQLite; PostgreSQL (`--db both`) and 10 M (`--sizes 10000000`,
 loaded by benchmarks/bulk.py, not `slamon import`) are opt-in.
 """
@@ -1193,7 +1193,7 @@ def main(argv: list[str] | None = None) -> int:
             results = combine([json.loads(f.read_text(encoding="utf-8")) for f in args.combine])
         except (OSError, ValueError) as exc:
             parser.error(f"--combine: {exc}")
-        stem = f"combined-{datetime.now(UTC).strftime('%Y-%m-%d')}"
+        stem = f"combined-{datetime.now(UTC).strftime('%Y-%m-%d-%H%M')}"
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{stem}.json").write_text(
             json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8"
@@ -1248,7 +1248,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, Any] = {"meta": meta, "sizes": {}}
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.now(UTC).strftime('%Y-%m-%d')}-{meta['commit']}"
+    stem = f"{datetime.now(UTC).strftime('%Y-%m-%d-%H%M')}-{meta['commit']}"  # one per run
     for n in sizes:
         run_on = engines
         if args.budget > 0 and results["sizes"]:
