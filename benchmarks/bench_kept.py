@@ -18,15 +18,13 @@ import json
 import statistics
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import bench_rollup
 from _common import DATA_DIR, DEFAULT_PG_URL, DEFAULT_TZ, pg_database_url, slamon_version
-from bench_report import make_params
+from bench_report import make_params, week_by_queue
 from generate import DEFAULT_SEED
 
-from slamon import report as report_mod
 from slamon.store.engine import make_engine
 
 
@@ -51,14 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if "sqlite" in engines and not sqlite_file.exists():
         raise SystemExit(f"{sqlite_file}: no kept database (run.py --keep --data-dir ...)")
     p = make_params(args.tz)
-    request = report_mod.make_request(
-        as_of=datetime.fromtimestamp(p.as_of, UTC),
-        tz=p.tz,
-        since=p.since,
-        until=p.until,
-        period="week",
-        by=["queue"],
-    )
+    request = week_by_queue(p)
     print(f"slamon {slamon_version()}; {args.rows:,} complaints, {args.rounds} rounds (medians)")
     heads = ("engine", "mode", "path", "total s", "counts s", "ranks s")
     print("{:<11} {:<9} {:<7} {:>8} {:>9} {:>8}  answer".format(*heads))

@@ -172,6 +172,18 @@ def make_params(tz_name: str) -> Params:
     return Params(tz, as_of, since, until, start, stop, _local_day(offsets, as_of), offsets)
 
 
+def week_by_queue(p: Params) -> report_mod.ReportRequest:
+    """The measured report: `report --period week --by queue` over the two years of ``p``."""
+    return report_mod.make_request(
+        as_of=datetime.fromtimestamp(p.as_of, UTC),
+        tz=p.tz,
+        since=p.since,
+        until=p.until,
+        period="week",
+        by=["queue"],
+    )
+
+
 def week_label(week: int) -> str:
     """ISO week label of the Monday-to-Sunday week number ``(local day number + 3) // 7``."""
     monday = date(1970, 1, 1) + timedelta(days=7 * week - 3)
@@ -831,14 +843,7 @@ def main(argv: list[str] | None = None) -> int:
                 state[f"hand:{s.name}"] = sqlite3.connect(s.sqlite_path)
             else:
                 state[f"hand:{s.name}"] = psycopg.connect(s.url, autocommit=True)
-        state["request"] = report_mod.make_request(
-            as_of=datetime.fromtimestamp(p.as_of, UTC),
-            tz=p.tz,
-            since=p.since,
-            until=p.until,
-            period="week",
-            by=["queue"],
-        )
+        state["request"] = week_by_queue(p)
         state["duckdb"] = load_duckdb(setups[0])
         timings = Timings()
         problems: list[str] = []

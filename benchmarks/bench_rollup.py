@@ -78,6 +78,7 @@ from bench_report import (
     from_report,
     load_duckdb,
     make_params,
+    week_by_queue,
 )
 from generate import DEFAULT_SEED
 from sqlalchemy import Engine, select, text, update
@@ -529,14 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = opened[s.name] = make_engine(cfg.database_url)
             facts[s.name].update(measure_build(engine, cfg))
             print(f"{s.name}: roll-up rebuilt in {facts[s.name]['build']:.1f} s", file=sys.stderr)
-        request = report_mod.make_request(
-            as_of=datetime.fromtimestamp(p.as_of, UTC),
-            tz=p.tz,
-            since=p.since,
-            until=p.until,
-            period="week",
-            by=["queue"],
-        )
+        request = week_by_queue(p)
         con = load_duckdb(setups[0])
         dls = {m: deadline_days(p, cfgs[setups[0].name, m]) for m in MODES}
         for rnd in range(1, args.rounds + 1):

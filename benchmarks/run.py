@@ -89,7 +89,6 @@ from bench_report import (
 from generate import DEFAULT_SEED, END, QUEUES
 
 from slamon import config as config_mod
-from slamon import report as report_mod
 from slamon.alerts import engine as alerts_engine
 from slamon.digest import build_context, render
 from slamon.store.engine import make_engine
@@ -344,14 +343,7 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
                 state[f"hand:{s.name}"] = sqlite3.connect(s.sqlite_path)
             else:
                 state[f"hand:{s.name}"] = psycopg.connect(s.url, autocommit=True)
-        request = report_mod.make_request(
-            as_of=datetime.fromtimestamp(p.as_of, UTC),
-            tz=p.tz,
-            since=p.since,
-            until=p.until,
-            period="week",
-            by=["queue"],
-        )
+        request = bench_report.week_by_queue(p)
         state["request"] = request
         arrays = bench_report.load_rows(setups[0])
         state["duckdb"] = con = bench_report.load_duckdb(setups[0], arrays)
