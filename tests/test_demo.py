@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import ru_range_dash
+
 
 def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     proc = subprocess.run(
@@ -92,6 +94,6 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
         timeout=120,
     )
     assert preview.returncode == 0, preview.stderr
-    assert "Уровень сервиса (delivery), неделя 9–15 нояб." in preview.stdout
+    assert f"Уровень сервиса (delivery), неделя 9{ru_range_dash()}15 нояб." in preview.stdout
     ru = (tmp_path / "digest-ru.html").read_text(encoding="utf-8")
     assert "Срез: очередь: delivery" in ru and "Разбивка: канал (сначала худшие)" in ru

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import ru_range_dash
 from slamon.cli import cli
 from slamon.domain import ComplaintRecord
 from slamon.store import migrate
@@ -77,11 +78,12 @@ def test_preview_writes_the_html_and_nothing_else(workdir: Path) -> None:
     assert new == {"d.html"}  # (SQLite's own -wal and -shm files aside)
     html = (workdir / "d.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
-    assert "Уровень сервиса по жалобам · неделя 16–22 мар. 2026" in html
+    assert f"Уровень сервиса по жалобам · неделя 16{ru_range_dash()}22 мар. 2026" in html
     assert "&lt;b&gt;Refund&lt;/b&gt;" in html
     size = len(html.encode("utf-8")) / 1024
     assert output == (
-        f"d.html: {size:.1f} KB, subject: Уровень сервиса, неделя 16–22 мар. 2026\u202fг.:"
+        f"d.html: {size:.1f} KB, subject: Уровень сервиса, неделя 16{ru_range_dash()}22 мар."
+        " 2026\u202fг.:"
         " ✘ за 5 дней закрыто 50,0\xa0%, цель 80\xa0%\n"
     )
 

@@ -17,7 +17,7 @@ import pytest
 from babel import Locale
 from sqlalchemy import Engine
 
-from helpers import make_config
+from helpers import make_config, ru_range_dash
 from slamon.digest import (
     BreakdownRow,
     ComplaintItem,
@@ -242,13 +242,14 @@ def test_english_digest() -> None:
 def test_russian_digest() -> None:
     out = render(fixed_context("ru"))
     assert out.subject == (
-        "Уровень сервиса, неделя 11–17 мая 2026\u202fг.: ✘ за 5 дней закрыто 78,1\xa0%,"
+        f"Уровень сервиса, неделя 11{ru_range_dash()}17 мая 2026\u202fг.: ✘ за 5 дней закрыто"
+        " 78,1\xa0%,"
         " цель 80\xa0%"
     )
     for part in (out.text, unescape(out.html)):
         assert "72,5\xa0%" in part  # babel's Russian percent: comma, no-break space
         assert "создано 1\xa0234 жалобы" in part  # plural: few
-        assert "Уровень сервиса по жалобам · неделя 11–17 мая 2026\u202fг." in part
+        assert f"Уровень сервиса по жалобам · неделя 11{ru_range_dash()}17 мая 2026\u202fг." in part
         assert "данные на 18 мая, 08:00" in part
         assert "✔ цель 70\xa0% достигнута" in part and "✘ ниже цели 80\xa0%" in part
         assert "▼ −2,0 п. п. по сравнению с предыдущей неделей" in part
