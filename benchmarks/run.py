@@ -1306,7 +1306,7 @@ def combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         versions.update(m["versions"])
     meta["versions"] = versions
     daemon: dict[str, Any] = {}
-    for run in runs:
+    for run in sorted(runs, key=lambda r: str(r["meta"]["date"])):  # the newest per engine
         daemon.update(run.get("daemon", {}))
     return {
         "meta": meta,
