@@ -1149,7 +1149,8 @@ def main(argv: list[str] | None = None) -> int:
         "--reuse",
         action="store_true",
         help="bulk-loaded sizes: use the database an earlier --keep run left when it holds all"
-        " the rows (no bulk-load figures then)",
+        " the rows as loaded (a finished run has committed a sync batch into it: loaded again);"
+        " no bulk-load figures then",
     )
     parser.add_argument(
         "--bulk-from",
