@@ -22,7 +22,7 @@ from pathlib import Path
 
 import bench_rollup
 from _common import DATA_DIR, DEFAULT_PG_URL, DEFAULT_TZ, pg_database_url, slamon_version
-from bench_report import make_params, week_by_queue
+from bench_report import kept_database, make_params, week_by_queue
 from generate import DEFAULT_SEED
 
 from slamon.store.engine import make_engine
@@ -39,13 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tz", default=DEFAULT_TZ)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
-    tag = f"{args.rows}-{args.seed}"
+    sqlite_file, dbname = kept_database(args.data_dir, args.prefix, args.rows, args.seed)
     urls = {
-        "sqlite": f"sqlite:///{(args.data_dir / f'{args.prefix}-{tag}.db').resolve().as_posix()}",
-        "postgresql": pg_database_url(args.pg_url, f"slamon_bench_{args.prefix}_{tag}"),
+        "sqlite": f"sqlite:///{sqlite_file.resolve().as_posix()}",
+        "postgresql": pg_database_url(args.pg_url, dbname),
     }
     engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    sqlite_file = args.data_dir / f"{args.prefix}-{tag}.db"
     if "sqlite" in engines and not sqlite_file.exists():
         raise SystemExit(f"{sqlite_file}: no kept database (run.py --keep --data-dir ...)")
     p = make_params(args.tz)

@@ -553,6 +553,12 @@ def _count_rows_pg(url: str) -> int:
         return -1
 
 
+def kept_database(data_dir: Path, prefix: str, rows: int, seed: int) -> tuple[Path, str]:
+    """Where setup_engine keeps a size's data: the SQLite file and the PostgreSQL database."""
+    tag = f"{rows}-{seed}"
+    return data_dir / f"{prefix}-{tag}.db", f"slamon_bench_{prefix}_{tag}"
+
+
 def setup_engine(
     name: str,
     csv_path: Path,
@@ -566,16 +572,15 @@ def setup_engine(
     ``bind_rollup``: rebuild the (empty) roll-up under the config before the import, as a user
     with a timezone other than UTC does once, so that the import keeps the right one.
     ``bulk``: load the rows with benchmarks/bulk.py instead of `slamon import` (10 M rows)."""
-    tag = f"{args.rows}-{args.seed}"
-    cfg_path = args.data_dir / f"{prefix}-{name}-{tag}.toml"
+    cfg_path = args.data_dir / f"{prefix}-{name}-{args.rows}-{args.seed}.toml"
+    sqlite_file, dbname = kept_database(args.data_dir, prefix, args.rows, args.seed)
     if name == "sqlite":
-        db = args.data_dir / f"{prefix}-{tag}.db"
+        db: Path | None = sqlite_file
         url = f"sqlite:///{db.resolve().as_posix()}"
         ready = not args.fresh and db.exists() and _count_rows_sqlite(db) == args.rows
         if not ready:
             remove_sqlite(db)
     else:
-        dbname = f"slamon_bench_{prefix}_{tag}"
         url = pg_database_url(args.pg_url, dbname)
         ready = (
             not args.fresh and pg_exists(args.pg_url, dbname) and _count_rows_pg(url) == args.rows
@@ -868,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
             elif key.startswith("hand:"):
                 value.close()
         if "postgresql" in engines and not args.keep:
-            pg_drop(args.pg_url, f"slamon_bench_report_{args.rows}-{args.seed}")
+            pg_drop(args.pg_url, kept_database(args.data_dir, "report", args.rows, args.seed)[1])
 
     print()
     groups = ", ".join(f"{e}: {state.get(f'groups:{e}', '?')}" for e in engines)

@@ -76,6 +76,7 @@ from bench_report import (
     compare,
     from_counts_rows,
     from_report,
+    kept_database,
     load_duckdb,
     make_params,
     week_by_queue,
@@ -563,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine in opened.values():
             engine.dispose()
         if "postgresql" in engines and not args.keep:
-            pg_drop(args.pg_url, f"slamon_bench_rollup_{args.rows}-{args.seed}")
+            pg_drop(args.pg_url, kept_database(args.data_dir, "rollup", args.rows, args.seed)[1])
 
     print()
     print(

@@ -84,6 +84,7 @@ from bench_report import (
     Timings,
     compare,
     from_counts_rows,
+    kept_database,
     make_params,
 )
 from generate import DEFAULT_SEED, END, QUEUES
@@ -411,7 +412,7 @@ def measure_size(size: int, engines: list[str], args: argparse.Namespace) -> dic
                 if s.sqlite_path is not None:
                     remove_sqlite(s.sqlite_path)
                 else:
-                    pg_drop(args.pg_url, f"slamon_bench_{PREFIX}_{size}-{args.seed}")
+                    pg_drop(args.pg_url, kept_database(args.data_dir, PREFIX, size, args.seed)[1])
     out["cost"] = costs(out, timings, times, time.perf_counter() - started, args.rounds)
     # 7. sync from the fake Redmine
     tickets = min(size, args.sync_tickets)
