@@ -1183,9 +1183,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.combine is not None:
+        loaded = []
+        for f in args.combine:
+            try:
+                run = json.loads(f.read_text(encoding="utf-8"))
+                if not isinstance(run.get("meta"), dict) or not isinstance(run.get("sizes"), dict):
+                    raise ValueError("not a results file of run.py (no meta or sizes)")
+            except (OSError, ValueError, AttributeError) as exc:
+                parser.error(f"--combine: {f}: {exc}")
+            loaded.append(run)
         try:
-            results = combine([json.loads(f.read_text(encoding="utf-8")) for f in args.combine])
-        except (OSError, ValueError) as exc:
+            results = combine(loaded)
+        except (KeyError, ValueError) as exc:
             parser.error(f"--combine: {exc}")
         stem = f"combined-{datetime.now(UTC).strftime('%Y-%m-%d-%H%M')}"
         args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -1298,18 +1307,17 @@ def combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             sizes[n] = res
         if "runs" in run["meta"]:
             raise ValueError(f"file {i + 1} is itself combined; combine the runs it lists")
-    metas = sorted((r["meta"] for r in runs), key=lambda m: m["date"])
+    in_order = sorted(runs, key=lambda r: str(r["meta"]["date"]))  # later runs win below
+    metas = [r["meta"] for r in in_order]
     left_out = [x for x in metas[0]["left_out"] if all(x in m["left_out"] for m in metas)]
     if len({(m["seed"], m["tz"]) for m in metas}) > 1:
         raise ValueError("the runs were generated with other seeds or timezones")
-    meta = {**metas[-1], "runs": metas, "left_out": left_out}
     versions: dict[str, str] = {}
-    for m in metas:
-        versions.update(m["versions"])
-    meta["versions"] = versions
     daemon: dict[str, Any] = {}
-    for run in sorted(runs, key=lambda r: str(r["meta"]["date"])):  # the newest per engine
+    for run in in_order:
+        versions.update(run["meta"]["versions"])
         daemon.update(run.get("daemon", {}))
+    meta = {**metas[-1], "runs": metas, "left_out": left_out, "versions": versions}
     return {
         "meta": meta,
         "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
