@@ -35,20 +35,15 @@ from _common import (
     run_child,
     slamon_command,
     slamon_version,
+    write_config,
 )
 from generate import DEFAULT_SEED
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SOURCE = "export"
 
-CONFIG = """\
-[database]
-url = "{url}"
-
-[service_level]
-thresholds = [3, 5, 10]
-timezone = "{tz}"
-
+# the suite's config (_common.CONFIG_TEMPLATE) and then:
+DAEMON_CONFIG = """
 [daemon]
 log_format = "json"
 deliver_every = "1m"
@@ -121,11 +116,9 @@ def run(
             url = f"sqlite:///{Path(tmp, 'slamon.db').as_posix()}"
         else:
             url = pg_create(pg_url, dbname)
-        cfg = Path(tmp, "slamon.toml")
-        cfg.write_text(
-            CONFIG.format(url=url, tz=tz, csv=csv_path.as_posix(), source=SOURCE),
-            encoding="utf-8",
-        )
+        cfg = write_config(Path(tmp, "slamon.toml"), url, tz)
+        with cfg.open("a", encoding="utf-8") as fh:
+            fh.write(DAEMON_CONFIG.format(tz=tz, csv=csv_path.as_posix(), source=SOURCE))
         cli = [*slamon_command(), "--config", str(cfg)]
         try:
             run_child([*cli, "db", "upgrade"])
